@@ -1,0 +1,138 @@
+"""One run configuration, shared by both trainers, validated once at the edge.
+
+Pure Python: torch_baseline imports it without pulling in JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+G_LOSSES = ("non_saturating", "minimax")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message says what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The article's configuration by default (batch 6000, 2000 epochs, Adam 2e-4)."""
+
+    epochs: int = 2000
+    batch_size: int = 6000
+    lr: float = 2e-4
+    seed: int = 0
+    subset: int | None = None
+    digit: int | None = None
+    label_smoothing: float = 0.0
+    g_loss: str = "non_saturating"
+    latent_dim: int = 128
+    g_features: tuple[int, ...] = (256, 512, 1024)
+    d_features: tuple[int, ...] = (256, 128)
+    dropout: float = 0.3
+    data_dir: str | None = None
+    workdir: str = "runs/jax"
+    sample_every: int = 100
+    overwrite: bool = False
+
+    @property
+    def real_target(self) -> float:
+        return 1.0 - self.label_smoothing
+
+    @property
+    def fake_target(self) -> float:
+        return self.label_smoothing
+
+    def validate(self) -> Config:
+        """Returns self, or raises ConfigError naming the first bad field."""
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
+            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}."),
+            (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}."),
+            (self.subset is None or self.subset >= 1, f"--subset must be at least 1 image, got {self.subset}."),
+            (self.digit is None or 0 <= self.digit <= 9, f"--digit must be one of 0-9, got {self.digit}."),
+            (
+                0.0 <= self.label_smoothing < 0.5,
+                f"--label-smoothing must be in [0, 0.5) (the blog's choice is 0.02), got {self.label_smoothing}.",
+            ),
+            (self.g_loss in G_LOSSES, f"--g-loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}."),
+            (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
+            (all(f >= 1 for f in self.g_features), f"generator widths must be positive, got {self.g_features}."),
+            (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}."),
+            (self.sample_every >= 1, f"--sample-every must be at least 1 epoch, got {self.sample_every}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def check_data_size(self, n_images: int) -> None:
+        if self.batch_size > n_images:
+            raise ConfigError(
+                f"--batch-size {self.batch_size} is larger than the {n_images} training images; "
+                f"choose at most {n_images}."
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def build_parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
+    """The flags both trainers share; each script adds its own framework's flags."""
+    d = Config()
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step (the article: 6000, 10 steps an epoch)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of both networks")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, noise, dropout and shuffling")
+    p.add_argument("--subset", type=int, default=None, help="train on the first N images only (after --digit)")
+    p.add_argument("--digit", type=int, default=None, help="train on one digit only (the article's quick check: 0)")
+    p.add_argument(
+        "--label-smoothing", type=float, default=d.label_smoothing,
+        help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
+    )
+    p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss: the article's non-saturating form or the minimax one")
+    p.add_argument("--data-dir", default=None, help="folder of standard IDX files (e.g. /usr/share/datasets/fashion-mnist) instead of the bundled MNIST")
+    p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
+    p.add_argument("--sample-every", type=int, default=d.sample_every, help="save a fixed-noise sample grid every k epochs (and at the end)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a workdir that already holds a run")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        subset=args.subset,
+        digit=args.digit,
+        label_smoothing=args.label_smoothing,
+        g_loss=args.g_loss,
+        data_dir=args.data_dir,
+        workdir=args.workdir,
+        sample_every=args.sample_every,
+        overwrite=args.overwrite,
+    ).validate()
+
+
+def prepare_workdir(config: Config) -> Path:
+    """Creates the workdir; refuses one it cannot write or that already holds a run."""
+    workdir = Path(config.workdir)
+    if (workdir / "metrics.jsonl").exists() and not config.overwrite:
+        raise ConfigError(
+            f"workdir {workdir} already holds a run (metrics.jsonl); choose another --workdir or pass --overwrite."
+        )
+    try:
+        (workdir / "samples").mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"workdir {workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
+    return workdir
