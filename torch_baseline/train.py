@@ -61,7 +61,8 @@ def generator_loss(criterion, fake_out, kind: str, real_target: float, fake_targ
 
 
 def train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, *, real_target=1.0, fake_target=0.0, g_loss="non_saturating"):
-    """The article's step on given images and noise; returns its four metrics as floats."""
+    """The article's step on given images and noise; returns its four metrics as 0-d tensors
+    (reading them is left to the caller: a read is a device sync)."""
     criterion = nn.BCELoss()
     d_optim.zero_grad()
     real_out = D(x_real)
@@ -77,7 +78,7 @@ def train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, *, real_target=1.0, fak
     g_error = generator_loss(criterion, g_out, g_loss, real_target, fake_target)
     g_error.backward()
     g_optim.step()
-    return {"d_loss": d_error.item(), "g_loss": g_error.item(), "d_real": real_out.mean().item(), "d_fake": fake_out.mean().item()}
+    return {"d_loss": d_error.detach(), "g_loss": g_error.detach(), "d_real": real_out.detach().mean(), "d_fake": fake_out.detach().mean()}
 
 
 def build(config: Config, data_dim: int, device) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
@@ -114,15 +115,16 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path
     with reporting.MetricsLog(workdir / "metrics.jsonl") as log, tqdm(range(1, config.epochs + 1), unit="epoch") as bar:
         for epoch in bar:
             start = time.perf_counter()
-            sums = dict.fromkeys(reporting.METRIC_KEYS, 0.0)
+            sums = {k: torch.zeros((), device=device) for k in reporting.METRIC_KEYS}
             for x_real in batches():
                 z_d = torch.randn(len(x_real), config.latent_dim, device=device)
                 z_g = torch.randn(len(x_real), config.latent_dim, device=device)
                 for k, v in train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, **targets).items():
                     sums[k] += v
                 step += 1
+            means = {k: v.item() / steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync
             seconds = time.perf_counter() - start
-            record = {"epoch": epoch, "step": step, **{k: v / steps_per_epoch for k, v in sums.items()},
+            record = {"epoch": epoch, "step": step, **means,
                       "seconds": round(seconds, 4), "steps_per_s": round(steps_per_epoch / seconds, 2)}
             log.write(record)
             records.append(record)
