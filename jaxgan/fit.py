@@ -28,7 +28,7 @@ def epoch_record(epoch: int, step: int, metrics_per_step: dict, seconds: float, 
     return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
 
 
-def fit(config: Config, *, dtype=None) -> Path:
+def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
     """Trains the GAN `config` describes; returns the workdir.
 
     Raises ConfigError or DataError (before anything is written) on bad input.
@@ -36,12 +36,12 @@ def fit(config: Config, *, dtype=None) -> Path:
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     workdir = prepare_workdir(config)
-    (workdir / "config.json").write_text(json.dumps({**config.to_dict(), "framework": "jax", "device": str(jax.devices()[0])}, indent=2))
+    (workdir / "config.json").write_text(json.dumps({**config.to_dict(), "framework": "jax", "device": str(jax.devices()[0]), "dtype": str(dtype or "float32"), "prng": prng_impl}, indent=2))
 
     images_NxD = jax.device_put(train.flat_NxD)
     image_shape = train.images_NxHxW.shape[1:]
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
-    state = create_train_state(gan, jax.random.key(config.seed))
+    state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl))
     z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
     steps_per_epoch = len(train) // config.batch_size
 

@@ -28,6 +28,7 @@ from jaxgan.config import Config
 from jaxgan.flops import step_flops
 
 JAX_VARIANTS = ("float32", "bfloat16")
+PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
 TORCH_ROWS = ("eager", "compile", "article")
 
 
@@ -41,21 +42,20 @@ def positive_int(text: str) -> int:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch-size", type=positive_int, default=6000, help="images per step (the article: 6000)")
+    p.add_argument("--images", type=positive_int, default=60_000, help="training images used (an epoch is images // batch-size steps)")
     p.add_argument("--steps", type=positive_int, default=500, help="timed steps per row (rounded up to whole epochs for jaxgan)")
     p.add_argument("--article-steps", type=positive_int, default=5, help="timed steps of the article's DataLoader loop (slow)")
     p.add_argument("--precision", choices=("highest", "default"), default="highest",
                    help="highest: full float32 products in both frameworks; default: each framework's GPU default "
                         "(TF32-like in JAX; TF32 switched on in PyTorch to match)")
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
-    p.add_argument("--prng", default="threefry2x32", choices=("threefry2x32", "philox4x32", "rbg", "unsafe_rbg"),
-                   help="JAX random-number implementation for noise, dropout and shuffling")
+    p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
+                   help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
     p.add_argument("--torch", nargs="*", choices=TORCH_ROWS, default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p.parse_args(argv)
 
 
-def mnist_train() -> np.ndarray:
-    return data.load("train").flat_NxD
 
 
 def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
@@ -82,7 +82,7 @@ def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, p
         seconds = time.perf_counter() - start
     stats = jax.devices()[0].memory_stats() or {}
     return {
-        "row": f"jaxgan {dtype}",
+        "row": f"jaxgan {dtype} {prng}",
         "steps": epochs * steps_per_epoch,
         "seconds": seconds,
         "compile_s": compile_s,
@@ -179,9 +179,13 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    images_NxD = mnist_train()
-    if args.batch_size > len(images_NxD):
-        print(f"error: --batch-size {args.batch_size} is larger than the {len(images_NxD)} training images.", file=sys.stderr)
+    if args.batch_size > args.images:
+        print(f"error: --batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.", file=sys.stderr)
+        return 2
+    try:
+        images_NxD = data.load("train", subset=args.images).flat_NxD
+    except data.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     import torch
 
@@ -196,7 +200,8 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - torch.compile needs a working toolchain; report and go on
             print(f"warning: torch {row} failed here ({type(e).__name__}: {str(e).splitlines()[0][:200]}); row left out.", file=sys.stderr)
     for dtype in args.jax:
-        rows.append(bench_jax(images_NxD, args.batch_size, args.steps, dtype, args.precision, args.prng))
+        for prng in args.prng:
+            rows.append(bench_jax(images_NxD, args.batch_size, args.steps, dtype, args.precision, prng))
     rows = finish(rows, args.batch_size)
     result = {
         "devices": device_names(),
