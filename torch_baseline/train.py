@@ -8,7 +8,6 @@ Writes the same files as jaxgan.fit, and final.pt (both state dicts) at the end.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from jaxgan import data, reporting  # NumPy-only modules: no JAX is imported
-from jaxgan.config import Config, prepare_workdir
+from jaxgan import data, reporting, runs  # pure Python and NumPy: no JAX is imported
+from jaxgan.config import Config, ConfigError
+from torch_baseline.checkpoint import Checkpointer
 from torch_baseline.model import Discriminator, Generator
 
 LOADERS = ("article", "device")
@@ -88,19 +88,35 @@ def build(config: Config, data_dim: int, device) -> tuple[nn.Module, nn.Module, 
 
 
 def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path:
-    """Trains the article's GAN in PyTorch; returns the workdir. Same outputs as jaxgan.fit.fit."""
+    """Trains the article's GAN in PyTorch (or resumes it); returns the workdir. Same files as jaxgan.fit.fit."""
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
-    workdir = prepare_workdir(config)
-    (workdir / "config.json").write_text(
-        json.dumps({**config.to_dict(), "framework": "torch", "device": device, "loader": loader}, indent=2)
-    )
+    run_info = {
+        **config.to_dict(), "framework": "torch", "device": device, "loader": loader,
+        "image_shape": list(train.images_NxHxW.shape[1:]),
+    }
+    workdir = runs.prepare_workdir(config, run_info)
     torch.manual_seed(config.seed)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     image_shape = train.images_NxHxW.shape[1:]
     data_dim = int(np.prod(image_shape))
     G, D, g_optim, d_optim = build(config, data_dim, device)
     G.train(), D.train()
+    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
+    records, step, first_epoch = [], 0, 1
+    if config.resume:
+        ckpt = checkpointer.restore_latest()
+        if ckpt["epoch"] >= config.epochs:
+            raise ConfigError(f"the run in {workdir} is already at epoch {ckpt['epoch']}; pass --epochs above {ckpt['epoch']} to continue it.")
+        for module, key in ((G, "generator"), (D, "discriminator"), (g_optim, "g_optim"), (d_optim, "d_optim")):
+            module.load_state_dict(ckpt[key])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if device.startswith("cuda"):
+            torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        shuffle_gen.set_state(ckpt["shuffle_rng"])
+        step, first_epoch = ckpt["step"], ckpt["epoch"] + 1
+        records = runs.keep_metrics_through(workdir / "metrics.jsonl", ckpt["epoch"])
+        print(f"resuming {workdir} from epoch {ckpt['epoch']} (step {step})")
     if loader == "article":
         dataset = ArticleDataset(train.images_NxHxW, train.labels_N)
         batches = lambda: article_batches(dataset, config.batch_size, shuffle_gen, device)  # noqa: E731
@@ -111,19 +127,41 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path
     steps_per_epoch = len(train) // config.batch_size
     targets = {"real_target": config.real_target, "fake_target": config.fake_target, "g_loss": config.g_loss}
 
-    records, step = [], 0
-    with reporting.MetricsLog(workdir / "metrics.jsonl") as log, tqdm(range(1, config.epochs + 1), unit="epoch") as bar:
+    def checkpoint(epoch: int) -> None:
+        checkpointer.save(epoch, {
+            "generator": G.state_dict(), "discriminator": D.state_dict(),
+            "g_optim": g_optim.state_dict(), "d_optim": d_optim.state_dict(), "step": step,
+            "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle_gen.get_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}),
+            "run_info": run_info,
+        })
+
+    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
+    with reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log, runs.StopFlag() as stop, bar:
         for epoch in bar:
             start = time.perf_counter()
             sums = {k: torch.zeros((), device=device) for k in reporting.METRIC_KEYS}
-            for x_real in batches():
-                z_d = torch.randn(len(x_real), config.latent_dim, device=device)
-                z_g = torch.randn(len(x_real), config.latent_dim, device=device)
-                for k, v in train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, **targets).items():
-                    sums[k] += v
-                step += 1
+            try:
+                for x_real in batches():
+                    z_d = torch.randn(len(x_real), config.latent_dim, device=device)
+                    z_g = torch.randn(len(x_real), config.latent_dim, device=device)
+                    for k, v in train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, **targets).items():
+                        sums[k] += v
+                    step += 1
+            except RuntimeError as e:
+                if "between 0 and 1" not in str(e):  # BCELoss refusing a NaN D output
+                    raise
+                sums = dict.fromkeys(sums, torch.tensor(float("nan")))
             means = {k: v.item() / steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync
             seconds = time.perf_counter() - start
+            finite = all(torch.isfinite(p).all() for p in (*G.parameters(), *D.parameters()))
+            if not (finite and all(np.isfinite(v) for v in means.values())):
+                last = checkpointer.epochs()
+                raise runs.Diverged(
+                    f"training diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); "
+                    + (f"the last good checkpoint is epoch {last[-1]} in {checkpointer.directory}" if last else "no checkpoint was saved yet")
+                    + "; try a lower --lr."
+                )
             record = {"epoch": epoch, "step": step, **means,
                       "seconds": round(seconds, 4), "steps_per_s": round(steps_per_epoch / seconds, 2)}
             log.write(record)
@@ -134,6 +172,10 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path
                 with torch.no_grad():
                     samples = G(z_grid).cpu().numpy()
                 reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
+                checkpoint(epoch)
+            if stop.set:
+                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     reporting.plot_losses(records, workdir / "losses.png", title="torch_baseline")
     torch.save({"generator": G.state_dict(), "discriminator": D.state_dict()}, workdir / "final.pt")
     return workdir

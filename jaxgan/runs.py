@@ -1,0 +1,126 @@
+"""A run's workdir and its life cycle, shared by both trainers (pure Python, no JAX).
+
+What may happen to a workdir: a new run creates it (refusing one that holds a
+run, unless --overwrite); --resume continues the run in it (refusing a run made
+with other settings, naming the setting); a diverged or interrupted run stops
+with its last checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from jaxgan.config import Config, ConfigError, UserError
+
+# Settings that define a run: resuming with any of them changed would continue a different run.
+RUN_FIELDS = (
+    "framework", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
+    "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
+)
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+class Diverged(RuntimeError):
+    """A loss or a parameter stopped being finite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: a checkpoint was saved and the run stopped."""
+
+
+def prepare_workdir(config: Config, run_info: dict) -> Path:
+    """Creates or reopens the workdir; nothing in it is changed when this refuses."""
+    workdir = Path(config.workdir)
+    saved_path = workdir / "config.json"
+    if config.resume:
+        if not saved_path.is_file():
+            raise ConfigError(f"workdir {workdir} holds no run to resume (no config.json); start it without --resume.")
+        check_same_run(json.loads(saved_path.read_text()), run_info)
+    elif (workdir / "metrics.jsonl").exists() and not config.overwrite:
+        raise ConfigError(
+            f"workdir {workdir} already holds a run (metrics.jsonl); continue it with --resume, "
+            "choose another --workdir or pass --overwrite."
+        )
+    try:
+        (workdir / "samples").mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"workdir {workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
+    if not config.resume:
+        # --overwrite: the old run's checkpoints must not be taken for this run's.
+        for old in ("checkpoints", "final_params", "final.pt"):
+            path = workdir / old
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        saved_path.write_text(json.dumps(run_info, indent=2))
+    return workdir
+
+
+def check_same_run(saved: dict, current: dict) -> None:
+    """Raises ConfigError naming the first run-defining setting that differs."""
+    normalise = lambda v: json.loads(json.dumps(v))  # noqa: E731 - tuples and lists compare equal
+    for field in RUN_FIELDS:
+        if field in saved or field in current:
+            was, now = normalise(saved.get(field)), normalise(current.get(field))
+            if was != now:
+                flag = "--" + field.replace("_", "-")
+                raise ConfigError(
+                    f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
+                    f"use the same {flag} or another --workdir."
+                )
+
+
+def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
+    """Drops metrics.jsonl lines after `epoch` (written after the last checkpoint), atomically."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    records = [r for r in records if r["epoch"] <= epoch]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    os.replace(tmp, path)
+    return records
+
+
+class StopFlag:
+    """Turns SIGINT into a flag the loop checks between epochs (a second Ctrl-C still kills)."""
+
+    def __init__(self):
+        self.set = False
+
+    def __enter__(self) -> StopFlag:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.set = True
+        signal.signal(signal.SIGINT, self._previous)
+        print("\ninterrupt: saving a checkpoint after this epoch...", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def run_cli(train: Callable[[], Path]) -> int:
+    """Runs a trainer and maps its stops to one line on stderr and an exit code."""
+    try:
+        workdir = train()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Interrupted as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"done: {workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png")
+    return 0

@@ -1,0 +1,74 @@
+"""Draw a grid of samples from the newest intact checkpoint of a jaxgan or torch_baseline run."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jaxgan import reporting
+from jaxgan.config import Config, UserError
+
+
+def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
+    import jax
+
+    from jaxgan.checkpoint import Checkpointer
+    from jaxgan.train import create_train_state, generate, make_gan
+
+    config = Config.from_dict(saved)
+    dtype = None if saved.get("dtype", "float32") == "float32" else saved["dtype"]
+    gan = make_gan(config, data_dim=int(np.prod(saved["image_shape"])), dtype=dtype)
+    like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))
+    checkpointer = Checkpointer(workdir)
+    try:
+        state, meta = checkpointer.restore_latest(like)
+    finally:
+        checkpointer.close()
+    return np.asarray(generate(gan, state.g_params, z_NxZ)), meta["epoch"]
+
+
+def torch_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
+    import torch
+
+    from torch_baseline.checkpoint import Checkpointer
+    from torch_baseline.model import Generator
+
+    config = Config.from_dict(saved)
+    ckpt = Checkpointer(workdir).restore_latest()
+    G = Generator(config.latent_dim, config.g_features, int(np.prod(saved["image_shape"])))
+    G.load_state_dict(ckpt["generator"])
+    with torch.no_grad():
+        return G(torch.from_numpy(z_NxZ)).numpy(), ckpt["epoch"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--workdir", required=True, help="a run's workdir (from train_jax.py or train_torch.py)")
+    p.add_argument("--n", type=int, default=64, help="how many samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--out", default="grid.png", help="PNG to write")
+    args = p.parse_args(argv)
+    workdir = Path(args.workdir)
+    try:
+        if not 1 <= args.n <= 10_000:
+            raise UserError(f"--n must be between 1 and 10000, got {args.n}.")
+        if not (workdir / "config.json").is_file():
+            raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
+        saved = json.loads((workdir / "config.json").read_text())
+        if saved.get("framework") not in ("jax", "torch"):
+            raise UserError(f"{workdir}/config.json names no known framework; pass the --workdir of a training run.")
+        z_NxZ = reporting.fixed_noise(args.n, saved["latent_dim"], args.seed)
+        draw = jax_samples if saved["framework"] == "jax" else torch_samples
+        samples, epoch = draw(workdir, saved, z_NxZ)
+        reporting.save_grid(samples, Path(args.out), tuple(saved["image_shape"]))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.n} samples of the {saved['framework']} run at epoch {epoch} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Property test: any flag values give either a valid Config or one clear sentence."""
+
+import argparse
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxgan.config import Config, ConfigError, build_parser, config_from_args
+
+NUMBERS = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["", "abc", "1e400", "-0", "0x10", " 7 "]),
+)
+FLAGS = ["--epochs", "--batch-size", "--lr", "--seed", "--subset", "--digit", "--label-smoothing",
+         "--sample-every", "--checkpoint-every", "--keep-checkpoints"]
+
+
+class ParserExit(Exception):
+    pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(FLAGS), NUMBERS), max_size=5), st.booleans(), st.booleans())
+def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwrite):
+    parser = build_parser("test", "runs/x")
+
+    def refuse(message):
+        raise ParserExit(message)
+
+    parser.error = refuse
+    argv = [item for flag, value in pairs for item in (flag, value)]
+    argv += ["--resume"] * resume + ["--overwrite"] * overwrite
+    try:
+        args = parser.parse_args(argv)
+    except ParserExit as e:
+        assert "argument" in str(e)  # argparse names the flag
+        return
+    try:
+        config = config_from_args(args)
+    except ConfigError as e:
+        message = str(e)
+        assert message.startswith("--") and message.endswith(".") and "\n" not in message
+        return
+    assert isinstance(config, Config)
+    assert config.epochs >= 1 and config.batch_size >= 1 and config.lr > 0
+    assert config.digit is None or 0 <= config.digit <= 9
+    assert 0 <= config.label_smoothing < 0.5 and not (config.resume and config.overwrite)
+
+
+def test_config_round_trips_through_its_json_form():
+    config = Config(g_features=(8, 16), digit=3)
+    assert Config.from_dict({**config.to_dict(), "framework": "jax"}) == config

@@ -1,0 +1,229 @@
+"""Runs that survive: resume, crashes, corrupt checkpoints, mismatches, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, load_script
+
+SMALL = ["--batch-size", "100", "--checkpoint-every", "1", "--keep-checkpoints", "3"]
+DATA = ["--subset", "300"]
+LOSSES = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def losses(workdir: Path) -> list[tuple]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [tuple(json.loads(line)[k] for k in LOSSES) for line in lines]
+
+
+def train(script, workdir, epochs, *extra) -> int:
+    data = [] if "--subset" in extra else DATA
+    return load_script(script).main([*SMALL, *data, "--epochs", str(epochs), "--workdir", str(workdir), *extra])
+
+
+def final_params(script, workdir) -> list[np.ndarray]:
+    if script == "train_jax":
+        import jax
+
+        from jaxgan.fit import load_final_params
+
+        return [np.asarray(x) for x in jax.tree.leaves(load_final_params(workdir))]
+    import torch
+
+    final = torch.load(workdir / "final.pt", weights_only=True)
+    return [t.numpy() for part in final.values() for t in part.values()]
+
+
+def assert_same_run(script, a: Path, b: Path) -> None:
+    assert losses(a) == losses(b)
+    for x, y in zip(final_params(script, a), final_params(script, b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module", params=["train_jax", "train_torch"])
+def reference(request, tmp_path_factory):
+    """An uninterrupted 4-epoch run of each framework."""
+    workdir = tmp_path_factory.mktemp("reference") / request.param
+    assert train(request.param, workdir, 4) == 0
+    return request.param, workdir
+
+
+def test_resume_continues_bit_for_bit(reference, tmp_path):
+    script, uninterrupted = reference
+    assert train(script, tmp_path / "run", 2) == 0
+    assert train(script, tmp_path / "run", 4, "--resume") == 0
+    assert_same_run(script, tmp_path / "run", uninterrupted)
+
+
+def test_metrics_after_the_last_checkpoint_are_replayed_not_duplicated(reference, tmp_path):
+    script, uninterrupted = reference
+    run = tmp_path / "run"
+    assert train(script, run, 3) == 0
+    checkpoints = run / "checkpoints"
+    newest = max(checkpoints.iterdir(), key=lambda p: p.name)
+    # As if killed after epoch 3's metrics line but before its checkpoint was complete.
+    if newest.is_dir():
+        import shutil
+
+        shutil.rmtree(newest)
+    else:
+        for p in checkpoints.glob("epoch_000003*"):
+            p.unlink()
+    assert train(script, run, 4, "--resume") == 0
+    assert_same_run(script, run, uninterrupted)
+
+
+def corrupt_newest(checkpoints: Path, how: str) -> None:
+    if any(p.is_dir() for p in checkpoints.iterdir()):  # Orbax: <epoch>/state/... files
+        newest = max((p for p in checkpoints.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        files = [p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    else:
+        files = [max(checkpoints.glob("epoch_*.pt"))]
+    for f in files:
+        blob = bytearray(f.read_bytes())
+        if how == "truncate":
+            f.write_bytes(bytes(blob[: len(blob) // 2]))
+        else:
+            blob[len(blob) // 2] ^= 0x01
+            f.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_corrupt_newest_checkpoint_falls_back_to_an_intact_one(reference, tmp_path, capsys, how):
+    script, uninterrupted = reference
+    run = tmp_path / "run"
+    assert train(script, run, 3) == 0
+    corrupt_newest(run / "checkpoints", how)
+    capsys.readouterr()
+    assert train(script, run, 4, "--resume") == 0
+    err = capsys.readouterr().err
+    assert "is corrupt" in err and "trying an older one" in err
+    assert_same_run(script, run, uninterrupted)
+
+
+def test_no_intact_checkpoint_is_one_clear_error(reference, tmp_path, capsys):
+    script, _ = reference
+    run = tmp_path / "run"
+    assert train(script, run, 2, "--keep-checkpoints", "1") == 0
+    corrupt_newest(run / "checkpoints", "flip")
+    before = (run / "metrics.jsonl").read_text()
+    assert train(script, run, 4, "--resume") == 2
+    assert "error: no checkpoint in" in capsys.readouterr().err
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [(["--batch-size", "50"], "batch_size"), (["--subset", "200"], "subset"), (["--seed", "1"], "seed"), (["--digit", "3"], "digit")],
+)
+def test_resuming_with_other_settings_names_the_field_and_changes_nothing(reference, tmp_path, capsys, change, field):
+    script, uninterrupted = reference
+    run = tmp_path / "run"
+    assert train(script, run, 2) == 0
+    snapshot = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert train(script, run, 4, *change, "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume: the run in this workdir has {field}=" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == snapshot
+
+
+def test_resuming_the_other_frameworks_run_is_refused(reference, tmp_path, capsys):
+    script, uninterrupted = reference
+    other = "train_torch" if script == "train_jax" else "train_jax"
+    snapshot = {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()}
+    assert train(other, uninterrupted, 6, "--resume") == 2
+    assert "has framework=" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()} == snapshot
+
+
+def test_resume_without_a_run_and_with_overwrite_are_refused(reference, tmp_path, capsys):
+    script, _ = reference
+    assert train(script, tmp_path / "empty", 2, "--resume") == 2
+    assert "holds no run to resume" in capsys.readouterr().err
+    assert train(script, tmp_path / "x", 2, "--resume", "--overwrite") == 2
+    assert "pass only one" in capsys.readouterr().err
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(reference, tmp_path, capsys):
+    script, _ = reference
+    run = tmp_path / "run"
+    # Adam moves every weight by about lr a step: 1e30 overflows float32 within an epoch.
+    assert train(script, run, 3, "--lr", "1e30") == 3
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1" in err and "no checkpoint was saved yet" in err and "lower --lr" in err
+    assert losses(run) == []
+
+
+def start(script, workdir, epochs, *extra):
+    """A real training process; later flags override SMALL's."""
+    return subprocess.Popen(
+        [sys.executable, ROOT / "scripts" / f"{script}.py", *SMALL, "--epochs", str(epochs), "--workdir", str(workdir), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_epochs(workdir: Path, n: int, proc, timeout=240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = workdir / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"no epoch {n} within {timeout} s")
+
+
+def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_path):
+    """Kills a real jaxgan run three times, once in the first epoch and twice later
+    (each epoch is mostly checkpoint saving here, so kills land inside saves too)."""
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    for kill_after in (0, 3, 7):
+        proc = start("train_jax", run, 12, "--subset", "200", *(["--resume"] if (run / "checkpoints").exists() else []))
+        if kill_after:
+            wait_for_epochs(run, kill_after, proc)
+        else:
+            time.sleep(2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc = start("train_jax", run, 12, "--subset", "200", "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert train("train_jax", reference, 12, "--subset", "200") == 0
+    assert_same_run("train_jax", run, reference)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = start("train_jax", run, 400, *DATA, "--checkpoint-every", "1000")
+    wait_for_epochs(run, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "continue with --resume" in err
+    done = len(losses(run))
+    assert 2 <= done < 400
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name.isdigit()] == [str(done)]
+
+
+def test_sample_script_draws_from_the_newest_checkpoint_of_either_framework(reference, tmp_path, capsys):
+    script, workdir = reference
+    out = tmp_path / "grid.png"
+    assert load_script("sample").main(["--workdir", str(workdir), "--n", "16", "--out", str(out)]) == 0
+    framework = "jax" if script == "train_jax" else "torch"
+    assert f"16 samples of the {framework} run at epoch 4" in capsys.readouterr().out
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    # The newest checkpoint is the end of the run, so the grid equals the run's last one at the same noise.
+    import matplotlib.image
+
+    grid = matplotlib.image.imread(out)
+    assert grid.shape[:2] == (2 * (4 * 30 + 2),) * 2  # 4 x 4 tiles of 28 px + 2 px padding, scaled 2x
+    assert load_script("sample").main(["--workdir", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "holds no run" in capsys.readouterr().err
