@@ -28,9 +28,11 @@ def epoch_record(epoch: int, step: int, metrics_per_step: dict, seconds: float, 
     return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
 
 
-def fit(config: Config, *, dtype=None) -> Path:
+def fit(config: Config, *, dtype=None, init_params: dict | None = None) -> Path:
     """Trains the GAN `config` describes; returns the workdir.
 
+    `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
+    replaces the seed's initial weights, e.g. with weights converted from torch.
     Raises ConfigError or DataError (before anything is written) on bad input.
     """
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
@@ -41,7 +43,7 @@ def fit(config: Config, *, dtype=None) -> Path:
     images_NxD = jax.device_put(train.flat_NxD)
     image_shape = train.images_NxHxW.shape[1:]
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
-    state = create_train_state(gan, jax.random.key(config.seed))
+    state = create_train_state(gan, jax.random.key(config.seed), **(init_params or {}))
     z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
     steps_per_epoch = len(train) // config.batch_size
 
