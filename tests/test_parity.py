@@ -27,6 +27,15 @@ PARAM_REL_TOL = 5e-3
 PARAM_ATOL = 3 * LR
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """At these batch sizes torch's intra-op threads, beside JAX's pool on 2 cores, cost 4x the CPU time they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def lockstep_inputs():
     """STEPS distinct MNIST batches and both noise draws of every step, as NumPy."""
@@ -112,3 +121,88 @@ def test_one_deliberate_mistake_fails_the_comparison(initial, lockstep_inputs, j
     with pytest.raises(AssertionError):
         assert_params_agree(jax_run, wrong, initial)
 
+
+
+# Statistical parity: dropout on, each framework's own noise, dropout masks and
+# batch order. Seed s starts both frameworks from the same weights (torch's draw
+# for s, converted), so the seed band measures what the random numbers do, not
+# the spread of initial weights. 20 steps an epoch at batch 50.
+STAT_SUBSET, STAT_BATCH, STAT_EPOCHS, STAT_SEEDS = 1000, 50, 5, (0, 1, 2)
+# The band is min..max over the seeds widened by 0.75 pooled seed std (per-epoch
+# std over seeds, averaged over epochs): three seeds' min..max under-covers a
+# fresh run. Measured: each framework's mean curve lay inside the other's plain
+# min..max; a torch D with dropout off left jaxgan's mean 1.5 std outside its band.
+SPREAD_MARGIN = 0.75
+
+
+@pytest.fixture(scope="module")
+def stat_setup():
+    config = Config(batch_size=STAT_BATCH, subset=STAT_SUBSET)
+    images_NxD = data.load("train", subset=STAT_SUBSET).flat_NxD
+    initial = {}
+    for seed in STAT_SEEDS:
+        torch.manual_seed(seed)
+        G, D, _, _ = torch_train.build(config, images_NxD.shape[1], "cpu")
+        initial[seed] = (G.state_dict(), D.state_dict())
+    return config, images_NxD, initial
+
+
+@pytest.fixture(scope="module")
+def jax_curves(stat_setup):
+    """curves_SxEx2: per-epoch mean D and G loss of each seed, through jaxgan's scanned epoch."""
+    config, images_NxD, initial = stat_setup
+    gan, images_NxD = train.make_gan(config), jax.device_put(images_NxD)
+    curves = []
+    for seed in STAT_SEEDS:
+        g0, d0 = (convert.params_from_state_dict(sd) for sd in initial[seed])
+        state, curve = train.create_train_state(gan, jax.random.key(seed), g0, d0), []
+        for _ in range(STAT_EPOCHS):
+            state, m = train.train_epoch(state, images_NxD, config.batch_size)
+            curve.append((float(m["d_loss"].mean()), float(m["g_loss"].mean())))
+        curves.append(curve)
+    return np.array(curves)
+
+
+def torch_curves(stat_setup, dropout: bool = True) -> np.ndarray:
+    """The same through torch_baseline's step and its `--loader device` batches, torch's random numbers."""
+    config, images_NxD, initial = stat_setup
+    images, curves = torch.from_numpy(images_NxD), []
+    for seed in STAT_SEEDS:
+        torch.manual_seed(seed)
+        shuffle = torch.Generator().manual_seed(seed)
+        G, D, g_optim, d_optim = torch_train.build(config, images.shape[1], "cpu")
+        G.load_state_dict(initial[seed][0]), D.load_state_dict(initial[seed][1])
+        D.train(dropout)
+        curve = []
+        for _ in range(STAT_EPOCHS):
+            steps = []
+            for x_BxD in torch_train.device_batches(images, config.batch_size, shuffle):
+                z_d, z_g = torch.randn(len(x_BxD), config.latent_dim), torch.randn(len(x_BxD), config.latent_dim)
+                m = torch_train.train_step(G, D, g_optim, d_optim, x_BxD, z_d, z_g)
+                steps.append((m["d_loss"], m["g_loss"]))
+            curve.append(np.mean(steps, axis=0))
+        curves.append(curve)
+    return np.array(curves)
+
+
+def assert_mean_in_band(curves_SxEx2, band_curves_SxEx2, what: str):
+    margin_2 = SPREAD_MARGIN * band_curves_SxEx2.std(axis=0, ddof=1).mean(axis=0)
+    lo_Ex2, hi_Ex2 = band_curves_SxEx2.min(axis=0) - margin_2, band_curves_SxEx2.max(axis=0) + margin_2
+    mean_Ex2 = curves_SxEx2.mean(axis=0)
+    np.testing.assert_array_less(lo_Ex2, mean_Ex2, err_msg=f"{what}: mean (D, G) loss per epoch below the band")
+    np.testing.assert_array_less(mean_Ex2, hi_Ex2, err_msg=f"{what}: mean (D, G) loss per epoch above the band")
+
+
+def test_loss_curves_with_dropout_lie_in_each_others_seed_band(jax_curves, stat_setup):
+    torch_run = torch_curves(stat_setup)
+    assert_mean_in_band(torch_run, jax_curves, "torch in jaxgan's band")
+    assert_mean_in_band(jax_curves, torch_run, "jaxgan in torch's band")
+    # Not vacuous: the curves moved far more than the band's margin over the epochs.
+    assert np.ptp(jax_curves.mean(axis=0), axis=0).min() > 0.4
+
+
+def test_a_discriminator_without_dropout_falls_out_of_the_band(jax_curves, stat_setup):
+    no_dropout = torch_curves(stat_setup, dropout=False)
+    with pytest.raises(AssertionError):  # in one direction or the other
+        assert_mean_in_band(no_dropout, jax_curves, "torch without dropout in jaxgan's band")
+        assert_mean_in_band(jax_curves, no_dropout, "jaxgan in the band of torch without dropout")
