@@ -72,7 +72,8 @@ def _given_params(drawn: Params, given: Params, which: str) -> Params:
     got = {jax.tree_util.keystr(p): jnp.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(given)}
     for name in sorted(want.keys() | got.keys()):
         if want.get(name) != got.get(name):
-            raise ValueError(f"{which} params{name} is {got.get(name, 'missing')}; the model needs {want.get(name, 'no such entry')}.")
+            needs = want.get(name, "no such entry")
+            raise ValueError(f"{which} params{name} is {got.get(name, 'missing')}; the model needs {needs}.")
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
 
 

@@ -123,8 +123,6 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
     train_set = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train_set))
     workdir = Path(config.workdir)
-    # Both frameworks in full float32: on a GPU JAX's default matmul precision is TF32-like, torch's is not.
-    jax.config.update("jax_default_matmul_precision", "highest")
 
     torch.manual_seed(config.seed)
     G, D, _, _ = build(config, train_set.flat_NxD.shape[1], "cpu")
@@ -133,21 +131,24 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
                    "d_params": convert.params_from_state_dict(D.state_dict())}
 
     wall = {}
-    start = time.perf_counter()
-    fit_jax(dataclasses.replace(config, workdir=str(workdir / "jax")), init_params=init_params)
-    wall["jax"] = time.perf_counter() - start
-    start = time.perf_counter()
-    fit_torch(dataclasses.replace(config, workdir=str(workdir / "torch")), device=device, loader=loader,
-              init_state_dicts=init_state_dicts)
-    wall["torch"] = time.perf_counter() - start
-    check = lockstep(config, init_params, init_state_dicts, train_set.flat_NxD, device)
+    # Both frameworks in full float32: on a GPU JAX's default matmul precision is TF32-like, torch's is not.
+    with jax.default_matmul_precision("highest"):
+        start = time.perf_counter()
+        fit_jax(dataclasses.replace(config, workdir=str(workdir / "jax")), init_params=init_params)
+        wall["jax"] = time.perf_counter() - start
+        start = time.perf_counter()
+        fit_torch(dataclasses.replace(config, workdir=str(workdir / "torch")), device=device, loader=loader,
+                  init_state_dicts=init_state_dicts)
+        wall["torch"] = time.perf_counter() - start
+        check = lockstep(config, init_params, init_state_dicts, train_set.flat_NxD, device)
 
     records = {fw: reporting.read_metrics(workdir / fw / "metrics.jsonl") for fw in ("jax", "torch")}
     mean_diff = {k: abs(np.mean([r[k] for r in records["jax"]]) - np.mean([r[k] for r in records["torch"]]))
                  for k in ("d_loss", "g_loss")}
     curves_agree = all(v < CURVE_TOL for v in mean_diff.values())
-    devices = {"jax": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
-               "torch": device if device != "cuda" else f"cuda ({torch.cuda.get_device_name()})"}
+    jax_device = jax.devices()[0]
+    jax_name = jax_device.platform + ("" if jax_device.device_kind == jax_device.platform else f" ({jax_device.device_kind})")
+    devices = {"jax": jax_name, "torch": device if device != "cuda" else f"cuda ({torch.cuda.get_device_name()})"}
     host = f"{os.cpu_count()}-core CPU"
     report = {
         "command": "python scripts/compare.py " + " ".join(argv),
@@ -162,8 +163,8 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
     }
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
     plot_both(records["jax"], records["torch"], workdir / "losses.png")
-    last = f"epoch_{config.epochs:04d}.png"
-    samples_side_by_side(workdir / "jax" / "samples" / last, workdir / "torch" / "samples" / last, workdir / "samples.png", config.epochs)
+    grids = [workdir / fw / "samples" / f"epoch_{config.epochs:04d}.png" for fw in ("jax", "torch")]
+    samples_side_by_side(*grids, workdir / "samples.png", config.epochs)
     (workdir / "report.md").write_text(report_markdown(report))
     return workdir
 
@@ -174,9 +175,9 @@ def report_markdown(r: dict) -> str:
     names = {"jax": "jaxgan", "torch": "torch_baseline"}
     faster = names[max(speed, key=speed.get)]
     rows = []
-    for fw, name in (("jax", "jaxgan"), ("torch", "torch_baseline")):
-        last = r["epochs"][fw][-1]
-        rows.append(f"| {name} | {r['device'][fw]} | {r['wall_s'][fw]:.1f} | {speed[fw]:.1f} | {r['epochs'][fw][0]['seconds']:.2f} "
+    for fw, name in names.items():
+        first, last = r["epochs"][fw][0], r["epochs"][fw][-1]
+        rows.append(f"| {name} | {r['device'][fw]} | {r['wall_s'][fw]:.1f} | {speed[fw]:.1f} | {first['seconds']:.2f} "
                     f"| {last['d_loss']:.3f} | {last['g_loss']:.3f} | {last['d_real']:.3f} | {last['d_fake']:.3f} |")
     ls = r["lockstep"]
     data_desc = "" if c["subset"] is None else f" on the first {c['subset']} images"
@@ -218,7 +219,8 @@ def main(argv=None) -> int:
     parser = build_parser(__doc__, default_workdir="runs/compare")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
     parser.add_argument("--loader", choices=("article", "device"), default="article",
-                        help="torch's data path: article: its per-image transform through a DataLoader; device: data resident on the device")
+                        help="torch's data path: article: its per-image transform through a DataLoader; "
+                        "device: data resident on the device")
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
