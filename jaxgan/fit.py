@@ -35,9 +35,11 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
+def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_params: dict | None = None) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
+    `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
+    replaces the seed's initial weights, e.g. with weights converted from torch.
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
@@ -52,7 +54,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32") -> Path:
     images_NxD = jax.device_put(train.flat_NxD)
     image_shape = train.images_NxHxW.shape[1:]
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
-    state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl))
+    state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
         state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info)

@@ -76,10 +76,24 @@ class TrainState:
     gan: GAN = struct.field(pytree_node=False)
 
 
-def create_train_state(gan: GAN, key: jax.Array) -> TrainState:
+def _given_params(drawn: Params, given: Params, which: str) -> Params:
+    """`given` as float32 arrays, after checking it has `drawn`'s layers and shapes."""
+    want = {jax.tree_util.keystr(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(drawn)}
+    got = {jax.tree_util.keystr(p): jnp.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(given)}
+    for name in sorted(want.keys() | got.keys()):
+        if want.get(name) != got.get(name):
+            needs = want.get(name, "no such entry")
+            raise ValueError(f"{which} params{name} is {got.get(name, 'missing')}; the model needs {needs}.")
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
+
+
+def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None) -> TrainState:
+    """A fresh state; `g_params`/`d_params`, when given, replace the drawn weights (e.g. weights converted from torch)."""
     g_key, d_key, train_key = jax.random.split(key, 3)
-    g_params = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)))["params"]
-    d_params = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), train=False)["params"]
+    drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)))["params"]
+    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), train=False)["params"]
+    g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
+    d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,

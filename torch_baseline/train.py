@@ -87,8 +87,12 @@ def build(config: Config, data_dim: int, device) -> tuple[nn.Module, nn.Module, 
     return G, D, torch.optim.Adam(G.parameters(), lr=config.lr), torch.optim.Adam(D.parameters(), lr=config.lr)
 
 
-def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path:
-    """Trains the article's GAN in PyTorch (or resumes it); returns the workdir. Same files as jaxgan.fit.fit."""
+def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_state_dicts: dict | None = None) -> Path:
+    """Trains the article's GAN in PyTorch (or resumes it); returns the workdir. Same files as jaxgan.fit.fit.
+
+    `init_state_dicts` ({"generator", "discriminator"}, as final.pt holds them)
+    replaces the seed's initial weights; the seed still draws noise and order.
+    """
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {
@@ -101,6 +105,9 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article") -> Path
     image_shape = train.images_NxHxW.shape[1:]
     data_dim = int(np.prod(image_shape))
     G, D, g_optim, d_optim = build(config, data_dim, device)
+    if init_state_dicts is not None:
+        G.load_state_dict(init_state_dicts["generator"])
+        D.load_state_dict(init_state_dicts["discriminator"])
     G.train(), D.train()
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     records, step, first_epoch = [], 0, 1

@@ -1,0 +1,47 @@
+"""scripts/compare.py: both frameworks from the same weights, one report with numbers, curves and samples."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import load_script
+from jaxgan import reporting
+from jaxgan.fit import load_final_params
+from torch_baseline import convert
+
+
+def test_compare_writes_a_report_of_both_runs(tmp_path, capsys):
+    workdir = tmp_path / "cmp"
+    argv = ["--epochs", "2", "--batch-size", "100", "--subset", "300", "--loader", "device", "--workdir", str(workdir)]
+    assert load_script("compare").main(argv) == 0
+    report = json.loads((workdir / "report.json").read_text())
+    for fw in ("jax", "torch"):
+        epochs = report["epochs"][fw]
+        assert [r["epoch"] for r in epochs] == [1, 2] and [r["step"] for r in epochs] == [3, 6]
+        assert epochs == [{k: r[k] for k in epochs[0]} for r in reporting.read_metrics(workdir / fw / "metrics.jsonl")]
+        assert 1.0 < epochs[0]["d_loss"] < 1.6 and report["steps_per_s"][fw] > 0 and report["wall_s"][fw] > 0
+    assert report["wall_s"]["total"] == pytest.approx(report["wall_s"]["jax"] + report["wall_s"]["torch"], abs=0.011)
+    assert report["device"] == {"jax": "cpu", "torch": "cpu"}
+    ls = report["lockstep"]
+    assert ls["steps"] == 3 and ls["batch"] == 100 and ls["agree"] and max(ls["rel_diff"]) < 1e-4
+    # Both runs started from the same weights: after 6 steps of Adam at lr 2e-4 their weights differ by < 12 lr.
+    torch_final = torch.load(workdir / "torch" / "final.pt")
+    jax_out = np.asarray(load_final_params(workdir / "jax")["g_params"]["out"]["kernel"])
+    torch_out = convert.params_from_state_dict(torch_final["generator"])["out"]["kernel"]
+    assert np.abs(jax_out - torch_out).max() < 12 * 2e-4
+    assert report["agree"] is True
+    md = (workdir / "report.md").read_text()
+    assert "**The two frameworks agree.**" in md and "| jaxgan | cpu |" in md and "| torch_baseline | cpu |" in md
+    for png in ("losses.png", "samples.png"):
+        assert (workdir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png})" in md
+    assert "done:" in capsys.readouterr().out
+
+
+def test_compare_refuses_bad_flags_before_writing(tmp_path, capsys):
+    workdir = tmp_path / "cmp"
+    assert load_script("compare").main(["--subset", "50", "--batch-size", "100", "--workdir", str(workdir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--batch-size 100 is larger than the 50 training images" in err
+    assert not workdir.exists()
