@@ -227,3 +227,28 @@ def test_sample_script_draws_from_the_newest_checkpoint_of_either_framework(refe
     assert grid.shape[:2] == (2 * (4 * 30 + 2),) * 2  # 4 x 4 tiles of 28 px + 2 px padding, scaled 2x
     assert load_script("sample").main(["--workdir", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "holds no run" in capsys.readouterr().err
+
+
+def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    import jaxgan.fit
+
+    real_epoch = jaxgan.fit.train_epoch
+
+    def poisoned_from_epoch_3(state, images, batch_size):
+        state, metrics = real_epoch(state, images, batch_size)
+        if int(state.step) > 2 * 3:  # 3 steps an epoch
+            state = state.replace(g_params=jax.tree.map(lambda x: x * jnp.nan, state.g_params))
+        return state, metrics
+
+    monkeypatch.setattr(jaxgan.fit, "train_epoch", poisoned_from_epoch_3)
+    run = tmp_path / "run"
+    assert train("train_jax", run, 5) == 3
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 3" in err and "the last good checkpoint is epoch 2" in err
+    assert [r[0] for r in losses(run)] == [1, 2]
+    monkeypatch.setattr(jaxgan.fit, "train_epoch", real_epoch)
+    assert train("train_jax", run, 5, "--resume") == 0  # the kept checkpoint is intact
+    assert [r[0] for r in losses(run)] == [1, 2, 3, 4, 5]
