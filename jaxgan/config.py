@@ -37,6 +37,8 @@ class Config:
     workdir: str = "runs/jax"
     sample_every: int = 100
     overwrite: bool = False
+    eval_every: int | None = None
+    eval_n: int = 10_000
 
     @property
     def real_target(self) -> float:
@@ -65,6 +67,12 @@ class Config:
             (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}."),
             (self.sample_every >= 1, f"--sample-every must be at least 1 epoch, got {self.sample_every}."),
+            (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 epoch, got {self.eval_every}."),
+            (10 <= self.eval_n <= 10_000, f"--eval-n must be in [10, 10000] (the test set has 10,000 images), got {self.eval_n}."),
+            (
+                self.eval_every is None or self.data_dir is None,
+                "--eval-every measures with an MNIST classifier; it does not apply to a --data-dir run.",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -101,6 +109,8 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
     p.add_argument("--sample-every", type=int, default=d.sample_every, help="save a fixed-noise sample grid every k epochs (and at the end)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a workdir that already holds a run")
+    p.add_argument("--eval-every", type=int, default=None, help="add FID and the other sample-quality figures to metrics.jsonl every k epochs (jaxgan only)")
+    p.add_argument("--eval-n", type=int, default=d.eval_n, help="samples and test images per --eval-every evaluation")
     return p
 
 
@@ -118,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         workdir=args.workdir,
         sample_every=args.sample_every,
         overwrite=args.overwrite,
+        eval_every=args.eval_every,
+        eval_n=args.eval_n,
     ).validate()
 
 

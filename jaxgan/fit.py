@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, reporting
+from jaxgan import data, evaluate, reporting
 from jaxgan.config import Config, prepare_workdir
 from jaxgan.train import create_train_state, generate, make_gan, train_epoch
 
@@ -44,6 +44,7 @@ def fit(config: Config, *, dtype=None) -> Path:
     state = create_train_state(gan, jax.random.key(config.seed))
     z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
     steps_per_epoch = len(train) // config.batch_size
+    eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
 
     records = []
     with reporting.MetricsLog(workdir / "metrics.jsonl") as log, tqdm(range(1, config.epochs + 1), unit="epoch") as bar:
@@ -52,6 +53,9 @@ def fit(config: Config, *, dtype=None) -> Path:
             state, metrics = train_epoch(state, images_NxD, config.batch_size)
             metrics = jax.device_get(metrics)  # the epoch's only host sync
             record = epoch_record(epoch, int(state.step), metrics, time.perf_counter() - start, steps_per_epoch)
+            if config.eval_every and epoch % config.eval_every == 0:
+                samples = evaluate.generate_jax(gan, state.g_params, config.eval_n, config.seed)
+                record |= evaluate.evaluate_samples(samples, eval_reference)
             log.write(record)
             records.append(record)
             bar.set_postfix(
