@@ -12,7 +12,6 @@ import functools
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jaxgan import classifier, data, metrics, reporting
@@ -45,7 +44,7 @@ def classifier_params():
 def choose(n_available: int, n: int, seed: int) -> np.ndarray:
     """n of n_available indices: all of them in order when n equals it, else a seeded sample."""
     if not 1 <= n <= n_available:
-        raise RunError(f"--n must be in [1, {n_available}], got {n}.")
+        raise RunError(f"can choose 1 to {n_available} images, not {n}.")
     return np.arange(n) if n == n_available else np.sort(np.random.default_rng(seed).choice(n_available, n, replace=False))
 
 
@@ -134,7 +133,3 @@ def save_labelled_grid(samples_NxD: np.ndarray, predicted_N: np.ndarray, path: P
     fig.tight_layout(pad=0.3)
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def jax_device() -> str:
-    return str(jax.devices()[0])

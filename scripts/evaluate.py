@@ -29,8 +29,9 @@ def torch_samples(workdir: Path, config: dict, n: int, seed: int):
     G = Generator(config["latent_dim"], config["g_features"], 784)
     G.load_state_dict(torch.load(workdir / "final.pt", map_location="cpu", weights_only=True)["generator"])
     G.eval()
+    z_NxZ = reporting.fixed_noise(n, config["latent_dim"], seed)
     with torch.no_grad():
-        return np.concatenate([G(torch.from_numpy(z)).numpy() for z in np.array_split(reporting.fixed_noise(n, config["latent_dim"], seed), max(1, n // 1000))])
+        return np.concatenate([G(torch.from_numpy(z_NxZ[i : i + 1000])).numpy() for i in range(0, n, 1000)])
 
 
 def jax_samples(workdir: Path, config: dict, n: int, seed: int):
@@ -62,6 +63,8 @@ def main(argv=None) -> int:
         print(f"error: --seed must be in [0, 2**32), got {args.seed}.", file=sys.stderr)
         return 2
 
+    import jax
+
     from jaxgan import data, evaluate
     from jaxgan.classifier import ClassifierError
 
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
     except ModuleNotFoundError as e:
         print(f"error: evaluating this run needs {e.name}, which is not installed (pip install -e '.[torch]').", file=sys.stderr)
         return 2
-    result = {**source, **figures, "seconds": round(time.perf_counter() - start, 1), "device": evaluate.jax_device()}
+    result = {**source, **figures, "seconds": round(time.perf_counter() - start, 1), "device": str(jax.devices()[0])}
 
     grid = args.grid or (None if args.real else str(Path(args.workdir) / "eval_samples.png"))
     if grid:
