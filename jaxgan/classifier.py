@@ -21,13 +21,15 @@ import optax
 from flax import linen as nn
 from flax import serialization
 
+from jaxgan.data import DataError
+
 WEIGHTS_PATH = Path(__file__).parent / "assets" / "mnist_classifier.msgpack"
 WEIGHTS_SHA256 = "e03da4d02afb77b878d597f2790c396c42f753525b6185daada574b092493ac0"
 FEATURE_DIM = 128
 N_CLASSES = 10
 
 
-class ClassifierError(ValueError):
+class ClassifierError(DataError):
     """The classifier's weights are missing or are not the committed ones."""
 
 

@@ -35,6 +35,7 @@ def fit(config: Config, *, dtype=None) -> Path:
     """
     train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
+    eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     workdir = prepare_workdir(config)
     (workdir / "config.json").write_text(json.dumps({**config.to_dict(), "framework": "jax", "device": str(jax.devices()[0])}, indent=2))
 
@@ -44,7 +45,6 @@ def fit(config: Config, *, dtype=None) -> Path:
     state = create_train_state(gan, jax.random.key(config.seed))
     z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
     steps_per_epoch = len(train) // config.batch_size
-    eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
 
     records = []
     with reporting.MetricsLog(workdir / "metrics.jsonl") as log, tqdm(range(1, config.epochs + 1), unit="epoch") as bar:

@@ -104,6 +104,18 @@ def test_tampered_classifier_is_refused_by_the_script(runs, capsys, monkeypatch)
     assert code == 2 and "are not the committed ones" in captured.err and captured.err.count("\n") == 1
 
 
+def test_eval_every_refuses_a_tampered_classifier_before_writing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(classifier, "WEIGHTS_SHA256", "0" * 64)
+    evaluate.classifier_params.cache_clear()
+    try:
+        code = load_script("train_jax").main(["--eval-every", "1", "--subset", "200", "--batch-size", "100", "--workdir", str(tmp_path / "run")])
+    finally:
+        evaluate.classifier_params.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 2 and "are not the committed ones" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_every_adds_figures_to_metrics_jsonl(runs, tmp_path, capsys):
     first, second = read_metrics(runs["jax"] / "metrics.jsonl")
     assert "fid" not in first
