@@ -71,10 +71,11 @@ def random_shift(key: jax.Array, images_BxHxW: jax.Array, max_shift: int = 2) ->
 @functools.partial(jax.jit, static_argnames="tx", donate_argnums=(0, 1))
 def train_step(params, opt_state, key, images_NxD, labels_N, idx_B, *, tx: optax.GradientTransformation):
     """One Adam step on the images `idx_B` of the device-resident uint8 set, randomly
-    shifted (the classifier must hold up on imperfect digits) and scaled to [-1, 1].
+    shifted (without the shifts test accuracy stalled at 99.0%) and scaled to [-1, 1].
 
-    Returns (params, opt_state, loss). One step per call: XLA:CPU ran an epoch-long
-    `lax.scan` of these convolutions several times slower.
+    Returns (params, opt_state, loss). One step per call: on this 2-core CPU an
+    epoch-long `lax.scan` of an earlier version of the net had not finished its
+    first epoch after 5 minutes, against 70 s an epoch one step at a time.
     """
     shifted_BxHxW = random_shift(key, images_NxD[idx_B].reshape(-1, 28, 28))
     x_BxD = shifted_BxHxW.reshape(len(idx_B), -1).astype(jnp.float32) / 127.5 - 1.0
