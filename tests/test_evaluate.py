@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import load_script
-from jaxgan import classifier, evaluate
+from jaxgan import classifier, data, evaluate
 from jaxgan.config import Config
 from jaxgan.reporting import read_metrics
 
@@ -69,7 +69,7 @@ def test_evaluate_a_finished_run(runs, real_floor, framework, tmp_path, capsys):
 
 def test_evaluate_samples_scores_test_images_against_themselves_perfectly():
     ref = evaluate.test_reference(N)
-    test_images = evaluate.data.load("test").flat_NxD[evaluate.choose(10_000, N, 0)]
+    test_images = data.load("test").flat_NxD[evaluate.choose(10_000, N, 0)]
     figures = evaluate.evaluate_samples(test_images, ref)
     # 100 samples of 128 features: the covariance is singular, and the square roots of its
     # round-off-sized eigenvalues leave an error far above float64's epsilon.
