@@ -44,6 +44,8 @@ class Config:
     keep_checkpoints: int = 3
     resume: bool = False
     overwrite: bool = False
+    eval_every: int | None = None
+    eval_n: int = 10_000
 
     @property
     def real_target(self) -> float:
@@ -75,6 +77,12 @@ class Config:
             (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1 epoch, got {self.checkpoint_every}."),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be at least 1, got {self.keep_checkpoints}."),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
+            (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 epoch, got {self.eval_every}."),
+            (10 <= self.eval_n <= 10_000, f"--eval-n must be in [10, 10000] (the test set has 10,000 images), got {self.eval_n}."),
+            (
+                self.eval_every is None or self.data_dir is None,
+                "--eval-every measures with an MNIST classifier; it does not apply to a --data-dir run.",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -121,6 +129,8 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="how many of the newest checkpoints to keep")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its newest intact checkpoint, up to --epochs")
     p.add_argument("--overwrite", action="store_true", help="start a new run in a workdir that already holds one (its files are replaced)")
+    p.add_argument("--eval-every", type=int, default=None, help="add FID and the other sample-quality figures to metrics.jsonl every k epochs (jaxgan only)")
+    p.add_argument("--eval-n", type=int, default=d.eval_n, help="samples and test images per --eval-every evaluation")
     return p
 
 
@@ -141,4 +151,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         keep_checkpoints=args.keep_checkpoints,
         resume=args.resume,
         overwrite=args.overwrite,
+        eval_every=args.eval_every,
+        eval_n=args.eval_n,
     ).validate()

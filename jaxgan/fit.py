@@ -17,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, reporting, runs
+from jaxgan import data, evaluate, reporting, runs
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
 from jaxgan.train import create_train_state, generate, make_gan, train_epoch
@@ -49,6 +49,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_par
         **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
         "image_shape": list(train.images_NxHxW.shape[1:]),
     }
+    eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     workdir = runs.prepare_workdir(config, run_info)
 
     images_NxD = jax.device_put(train.flat_NxD)
@@ -57,7 +58,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_par
     state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
-        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info)
+        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, eval_reference)
     finally:
         checkpointer.close()
     reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
@@ -66,7 +67,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_par
     return workdir
 
 
-def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info):
+def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, eval_reference):
     records, first_epoch = [], 1
     if config.resume:
         state, meta = checkpointer.restore_latest(state)
@@ -93,6 +94,9 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
                     + "; try a lower --lr."
                 )
             state = new_state
+            if config.eval_every and epoch % config.eval_every == 0:
+                samples = evaluate.generate_jax(gan, state.g_params, config.eval_n, config.seed)
+                record |= evaluate.evaluate_samples(samples, eval_reference)
             log.write(record)
             records.append(record)
             bar.set_postfix(

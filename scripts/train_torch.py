@@ -19,6 +19,9 @@ def main(argv=None) -> int:
 
     def train():
         config = config_from_args(args)
+        if config.eval_every:
+            # The classifier runs in JAX, which torch_baseline must not import.
+            raise ConfigError("--eval-every is for train_jax.py only; measure a torch run's final generator with scripts/evaluate.py.")
         import torch
 
         from torch_baseline.train import fit

@@ -14,7 +14,7 @@ NUMBERS = st.one_of(
     st.sampled_from(["", "abc", "1e400", "-0", "0x10", " 7 "]),
 )
 FLAGS = ["--epochs", "--batch-size", "--lr", "--seed", "--subset", "--digit", "--label-smoothing",
-         "--sample-every", "--checkpoint-every", "--keep-checkpoints"]
+         "--sample-every", "--checkpoint-every", "--keep-checkpoints", "--eval-every", "--eval-n"]
 
 
 class ParserExit(Exception):

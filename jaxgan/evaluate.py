@@ -1,0 +1,135 @@
+"""Sample quality of a generator against MNIST test images, with the project's classifier.
+
+`evaluate_samples(samples_NxD)` is the one call a trainer or a report needs: it
+embeds the samples with `jaxgan.classifier` and returns every metric of
+`jaxgan.metrics` as a flat dict of JSON-ready numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from jaxgan import classifier, data, metrics, reporting
+
+N_TEST = 10_000
+PR_K = 3
+
+
+class RunError(ValueError):
+    """A workdir does not hold a finished run that can be evaluated."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The real images' classifier outputs, computed once per evaluation set."""
+
+    features_NxF: np.ndarray
+    logits_NxK: np.ndarray
+    labels_N: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels_N)
+
+
+@functools.cache
+def classifier_params():
+    return classifier.load_params()
+
+
+def choose(n_available: int, n: int, seed: int) -> np.ndarray:
+    """n of n_available indices: all of them in order when n equals it, else a seeded sample."""
+    if not 1 <= n <= n_available:
+        raise RunError(f"can choose 1 to {n_available} images, not {n}.")
+    return np.arange(n) if n == n_available else np.sort(np.random.default_rng(seed).choice(n_available, n, replace=False))
+
+
+def reference(images: data.Images, n: int | None = None, seed: int = 0) -> Reference:
+    """The classifier's view of `n` images (all of them by default) of a split."""
+    idx = choose(len(images), n or len(images), seed)
+    features, logits = classifier.embed(classifier_params(), images.flat_NxD[idx])
+    return Reference(features, logits, images.labels_N[idx])
+
+
+def test_reference(n: int = N_TEST, seed: int = 0) -> Reference:
+    """N MNIST test images: the evaluation protocol's reference set (all 10,000 by default)."""
+    return reference(data.load("test"), n, seed)
+
+
+def evaluate_samples(samples_NxD: np.ndarray, ref: Reference | None = None, k: int = PR_K) -> dict:
+    """Every metric of the samples (floats in [-1, 1] or uint8 pixels) against `ref`.
+
+    `ref` defaults to as many test images as there are samples (FID depends on N:
+    compare figures at the same N only). Returns n, fid, fd_logits,
+    classifier_score, precision, recall, modes (classes hit), mode_kl (nats) and
+    class_histogram (the fraction of samples per predicted class).
+    """
+    ref = ref if ref is not None else test_reference(len(samples_NxD))
+    features, logits = classifier.embed(classifier_params(), samples_NxD)
+    predicted_N = logits.argmax(1)
+    precision, recall = metrics.precision_recall(ref.features_NxF, features, k)
+    modes, mode_kl = metrics.mode_coverage(predicted_N, ref.labels_N)
+    return {
+        "n": len(samples_NxD),
+        "fid": metrics.fid(features, ref.features_NxF),
+        "fd_logits": metrics.fid(logits, ref.logits_NxK),
+        "classifier_score": metrics.classifier_score(logits),
+        "precision": precision,
+        "recall": recall,
+        "modes": modes,
+        "mode_kl": mode_kl,
+        "class_histogram": metrics.class_histogram(predicted_N).round(4).tolist(),
+    }
+
+
+def predict(samples_NxD: np.ndarray) -> np.ndarray:
+    return classifier.embed(classifier_params(), samples_NxD)[1].argmax(1)
+
+
+def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np.ndarray:
+    """n samples [n, D] from the noise `reporting.fixed_noise(n, latent_dim, seed)`, in batches."""
+    from jaxgan.train import generate
+
+    z_NxZ = reporting.fixed_noise(n, gan.latent_dim, seed)
+    return np.concatenate([np.asarray(generate(gan, g_params, z_NxZ[i : i + batch_size])) for i in range(0, n, batch_size)])
+
+
+def read_run_config(workdir: Path | str) -> dict:
+    """A run's config.json; RunError when the workdir holds no finished, MNIST-trained run."""
+    workdir = Path(workdir)
+    try:
+        config = json.loads((workdir / "config.json").read_text())
+    except (OSError, ValueError):
+        raise RunError(f"{workdir} holds no run (no readable config.json); pass the --workdir of a train_jax.py or train_torch.py run.") from None
+    final = {"jax": "final_params", "torch": "final.pt"}.get(config.get("framework"))
+    if final is None:
+        raise RunError(f"{workdir}/config.json names no known framework (jax or torch).")
+    if not (workdir / final).exists():
+        raise RunError(f"{workdir} has no {final}: the run has not finished; evaluate it when it has.")
+    if config.get("data_dir"):
+        raise RunError(f"{workdir} was trained on {config['data_dir']}, not MNIST; the classifier only knows MNIST digits.")
+    return config
+
+
+def save_labelled_grid(samples_NxD: np.ndarray, predicted_N: np.ndarray, path: Path, ncols: int = 10) -> None:
+    """A grid of samples, each titled with the classifier's predicted digit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(samples_NxD)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 1.05), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.asarray(samples_NxD[i], np.float32).reshape(28, 28), cmap="gray", vmin=-1, vmax=1)
+            ax.set_title(str(int(predicted_N[i])), fontsize=9, pad=2)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,103 @@
+"""Measure the sample quality of a finished run (jaxgan or torch_baseline) against MNIST test images.
+
+N generated samples (noise: jaxgan.reporting.fixed_noise(N, latent_dim, --seed))
+against N test images (all 10,000 by default): FID on the project classifier's
+features, Fréchet distance on its logits, classifier score, precision/recall
+(k = 3), mode coverage. --real measures N training images instead: the floor
+any generator's figures should be read against, at the same N.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from jaxgan.data import DataError
+
+GRID = 60
+
+
+def torch_samples(workdir: Path, config: dict, n: int, seed: int):
+    """The torch run's generator on the same noise a jaxgan run gets; NumPy out."""
+    import numpy as np
+    import torch
+
+    from jaxgan import reporting
+    from torch_baseline.model import Generator
+
+    G = Generator(config["latent_dim"], config["g_features"], 784)
+    G.load_state_dict(torch.load(workdir / "final.pt", map_location="cpu", weights_only=True)["generator"])
+    G.eval()
+    z_NxZ = reporting.fixed_noise(n, config["latent_dim"], seed)
+    with torch.no_grad():
+        return np.concatenate([G(torch.from_numpy(z_NxZ[i : i + 1000])).numpy() for i in range(0, n, 1000)])
+
+
+def jax_samples(workdir: Path, config: dict, n: int, seed: int):
+    from jaxgan.config import Config
+    from jaxgan.evaluate import generate_jax
+    from jaxgan.fit import load_final_params
+    from jaxgan.train import make_gan
+
+    run = Config(latent_dim=config["latent_dim"], g_features=tuple(config["g_features"]), d_features=tuple(config["d_features"]))
+    return generate_jax(make_gan(run), load_final_params(workdir)["g_params"], n, seed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", help="a finished run of train_jax.py or train_torch.py")
+    parser.add_argument("--real", action="store_true", help="evaluate N MNIST training images instead of a generator: the floor")
+    parser.add_argument("--n", type=int, default=10_000, help="samples, and test images to compare them with (at most 10000; default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of the image subsets")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--grid", help=f"where the {GRID} labelled samples go (default: WORKDIR/eval_samples.png; none for --real)")
+    args = parser.parse_args(argv)
+    if args.real == bool(args.workdir):
+        print("error: pass either --workdir DIR (a finished run) or --real.", file=sys.stderr)
+        return 2
+    if not 10 <= args.n <= 10_000:
+        print(f"error: --n must be in [10, 10000] (the test set has 10,000 images), got {args.n}.", file=sys.stderr)
+        return 2
+    if not 0 <= args.seed < 2**32:
+        print(f"error: --seed must be in [0, 2**32), got {args.seed}.", file=sys.stderr)
+        return 2
+
+    import jax
+
+    from jaxgan import data, evaluate
+
+    start = time.perf_counter()
+    try:
+        if args.real:
+            train = data.load("train")
+            samples = train.flat_NxD[evaluate.choose(len(train), args.n, args.seed)]
+            source = {"source": "real", "what": f"{args.n} MNIST training images"}
+        else:
+            workdir = Path(args.workdir)
+            config = evaluate.read_run_config(workdir)
+            samples = (jax_samples if config["framework"] == "jax" else torch_samples)(workdir, config, args.n, args.seed)
+            source = {"source": str(workdir), "framework": config["framework"], "epochs": config["epochs"]}
+        figures = evaluate.evaluate_samples(samples, evaluate.test_reference(args.n, args.seed))
+    except (DataError, evaluate.RunError) as e:  # DataError covers the classifier's weights too
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        print(f"error: evaluating this run needs {e.name}, which is not installed (pip install -e '.[torch]').", file=sys.stderr)
+        return 2
+    result = {**source, **figures, "seconds": round(time.perf_counter() - start, 1), "device": str(jax.devices()[0])}
+
+    grid = args.grid or (None if args.real else str(Path(args.workdir) / "eval_samples.png"))
+    if grid:
+        evaluate.save_labelled_grid(samples[:GRID], evaluate.predict(samples[:GRID]), Path(grid))
+    for key in ("fid", "fd_logits", "classifier_score", "precision", "recall", "mode_kl"):
+        print(f"{key:>16}: {result[key]:.4f}")
+    print(f"{'modes':>16}: {result['modes']} of 10")
+    print(f"{'n':>16}: {result['n']} vs {args.n} test images ({result['seconds']} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
