@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import ConfigError, build_parser, config_from_args
-from jaxgan.data import DataError
+from jaxgan.config import ConfigError, UserError, build_parser, config_from_args
 
 # The lock-step check: a few steps from the same weights on the same batches and
 # noise with dropout off. Per-step loss rtol 2e-5 * 1.12**t, as tests/test_parity.py
@@ -161,12 +160,40 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
         "mean_loss_diff": {k: round(v, 4) for k, v in mean_diff.items()}, "curve_tol": CURVE_TOL,
         "agree": check["agree"] and curves_agree,
     }
+    if config.data_dir is None:  # the classifier knows MNIST digits only
+        from jaxgan import evaluate
+        from jaxgan.run_samples import final_samples
+
+        ref = evaluate.test_reference(config.eval_n, config.seed)
+        report["quality"] = {
+            fw: evaluate.evaluate_samples(final_samples(workdir / fw, evaluate.read_run_config(workdir / fw), config.eval_n, config.seed), ref)
+            for fw in ("jax", "torch")
+        }
+        report["quality_n"] = config.eval_n
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
     plot_both(records["jax"], records["torch"], workdir / "losses.png")
     grids = [workdir / fw / "samples" / f"epoch_{config.epochs:04d}.png" for fw in ("jax", "torch")]
     samples_side_by_side(*grids, workdir / "samples.png", config.epochs)
     (workdir / "report.md").write_text(report_markdown(report))
     return workdir
+
+
+def quality_lines(r: dict) -> list[str]:
+    if "quality" not in r:
+        return []
+    q = r["quality"]
+    rows = [f"| {name} | {q[fw]['fid']:.1f} | {q[fw]['classifier_score']:.2f} | {q[fw]['precision']:.3f} | "
+            f"{q[fw]['recall']:.3f} | {q[fw]['modes']} | {q[fw]['mode_kl']:.3f} |"
+            for fw, name in (("jax", "jaxgan"), ("torch", "torch_baseline"))]
+    return [
+        f"Sample quality of the final generators ({r['quality_n']} samples against as many test images; "
+        "scripts/evaluate.py --real gives the real-vs-real floor at the same N):",
+        "",
+        "| framework | FID | classifier score | precision | recall | digits covered | mode KL |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def report_markdown(r: dict) -> str:
@@ -207,6 +234,7 @@ def report_markdown(r: dict) -> str:
         f"of the D loss differs by {r['mean_loss_diff']['d_loss']:.3f}, of the G loss by {r['mean_loss_diff']['g_loss']:.3f} "
         f"(tolerance {r['curve_tol']}: two single runs differ like two seeds).",
         "",
+        *quality_lines(r),
         "![D and G losses of both frameworks](losses.png)",
         "",
         "![final samples of both frameworks from the same fixed noise](samples.png)",
@@ -232,7 +260,7 @@ def main(argv=None) -> int:
         except (RuntimeError, AssertionError) as e:
             raise ConfigError(f"--device {device} is not usable here ({str(e).splitlines()[0]}); try --device cpu.") from None
         workdir = compare(config, device=device, loader=args.loader, argv=argv)
-    except (ConfigError, DataError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {workdir}/report.md")

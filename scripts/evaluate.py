@@ -14,34 +14,11 @@ import time
 from pathlib import Path
 
 from jaxgan.data import DataError
+from jaxgan.run_samples import final_samples
 
 GRID = 60
 
 
-def torch_samples(workdir: Path, config: dict, n: int, seed: int):
-    """The torch run's generator on the same noise a jaxgan run gets; NumPy out."""
-    import numpy as np
-    import torch
-
-    from jaxgan import reporting
-    from torch_baseline.model import Generator
-
-    G = Generator(config["latent_dim"], config["g_features"], 784)
-    G.load_state_dict(torch.load(workdir / "final.pt", map_location="cpu", weights_only=True)["generator"])
-    G.eval()
-    z_NxZ = reporting.fixed_noise(n, config["latent_dim"], seed)
-    with torch.no_grad():
-        return np.concatenate([G(torch.from_numpy(z_NxZ[i : i + 1000])).numpy() for i in range(0, n, 1000)])
-
-
-def jax_samples(workdir: Path, config: dict, n: int, seed: int):
-    from jaxgan.config import Config
-    from jaxgan.evaluate import generate_jax
-    from jaxgan.fit import load_final_params
-    from jaxgan.train import make_gan
-
-    run = Config(latent_dim=config["latent_dim"], g_features=tuple(config["g_features"]), d_features=tuple(config["d_features"]))
-    return generate_jax(make_gan(run), load_final_params(workdir)["g_params"], n, seed)
 
 
 def main(argv=None) -> int:
@@ -76,7 +53,7 @@ def main(argv=None) -> int:
         else:
             workdir = Path(args.workdir)
             config = evaluate.read_run_config(workdir)
-            samples = (jax_samples if config["framework"] == "jax" else torch_samples)(workdir, config, args.n, args.seed)
+            samples = final_samples(workdir, config, args.n, args.seed)
             source = {"source": str(workdir), "framework": config["framework"], "epochs": config["epochs"]}
         figures = evaluate.evaluate_samples(samples, evaluate.test_reference(args.n, args.seed))
     except (DataError, evaluate.RunError) as e:  # DataError covers the classifier's weights too

@@ -14,7 +14,8 @@ from torch_baseline import convert
 
 def test_compare_writes_a_report_of_both_runs(tmp_path, capsys):
     workdir = tmp_path / "cmp"
-    argv = ["--epochs", "2", "--batch-size", "100", "--subset", "300", "--loader", "device", "--workdir", str(workdir)]
+    argv = ["--epochs", "2", "--batch-size", "100", "--subset", "300", "--loader", "device", "--eval-n", "200",
+            "--workdir", str(workdir)]
     assert load_script("compare").main(argv) == 0
     report = json.loads((workdir / "report.json").read_text())
     for fw in ("jax", "torch"):
@@ -32,6 +33,12 @@ def test_compare_writes_a_report_of_both_runs(tmp_path, capsys):
     torch_out = convert.params_from_state_dict(torch_final["generator"])["out"]["kernel"]
     assert np.abs(jax_out - torch_out).max() < 12 * 2e-4
     assert report["agree"] is True
+    # Both final generators measured at the same N; from the same weights after 6 steps they are alike.
+    quality = report["quality"]
+    assert report["quality_n"] == 200 and quality["jax"]["n"] == quality["torch"]["n"] == 200
+    assert quality["jax"]["fid"] > 100 and quality["torch"]["fid"] > 100  # untrained: far from the digits
+    assert quality["jax"]["fid"] == pytest.approx(quality["torch"]["fid"], rel=0.2)
+    assert f"| jaxgan | {quality['jax']['fid']:.1f} |" in (workdir / "report.md").read_text()
     md = (workdir / "report.md").read_text()
     assert "**The two frameworks agree.**" in md and "| jaxgan | cpu |" in md and "| torch_baseline | cpu |" in md
     for png in ("losses.png", "samples.png"):
