@@ -120,7 +120,7 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
     from torch_baseline.train import build
     from torch_baseline.train import fit as fit_torch
 
-    train_set = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
+    train_set = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train_set))
     workdir = Path(config.workdir)
 
@@ -182,6 +182,7 @@ def report_markdown(r: dict) -> str:
     ls = r["lockstep"]
     data_desc = "" if c["subset"] is None else f" on the first {c['subset']} images"
     data_desc += "" if c["digit"] is None else f" of digit {c['digit']}"
+    data_desc += "" if c.get("dataset", "mnist") == "mnist" else f" of {c['dataset']}"
     verdict = "**The two frameworks agree.**" if r["agree"] else "**The two frameworks DISAGREE** (see below)."
     return "\n".join([
         "# jaxgan vs torch_baseline",
