@@ -2,16 +2,18 @@
 
 * `events.out.tfevents.*` in the workdir (`tensorboard --logdir WORKDIR`): every
   number of metrics.jsonl as a scalar and every sample grid as an image, all at
-  step = epoch; written with tensorboardX, so TensorFlow is not needed;
+  step = epoch; written with the `tensorboard` package's own event writer, which
+  needs neither TensorFlow nor torch;
 * `progress.gif`: the fixed-noise grids of the run, one frame per saved epoch;
 * `interpolation.png`: generator outputs along great circles between pairs of the
   grid's noise vectors (rows start at grid samples 0, 2, 4, ... and end at 1, 3, 5, ...).
 
-NumPy, Pillow and tensorboardX only, so torch_baseline writes the same files.
+NumPy, Pillow and tensorboard only, so torch_baseline writes the same files.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,27 +33,36 @@ class TensorBoard:
     """
 
     def __init__(self, workdir: Path, first_epoch: int = 1):
-        from tensorboardX import SummaryWriter
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+        self._Event, self._Summary = event_pb2.Event, summary_pb2.Summary
         if first_epoch == 1:
             for old in Path(workdir).glob("events.out.tfevents.*"):
                 old.unlink()
-        self._writer = SummaryWriter(logdir=str(workdir), purge_step=first_epoch if first_epoch > 1 else None)
+        self._writer = EventFileWriter(str(workdir))
+        if first_epoch > 1:
+            # TensorBoard's reader drops every event at or after the step of a START.
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._writer.add_event(self._Event(wall_time=time.time(), step=first_epoch, session_log=start))
+
+    def _write(self, epoch: int, values: list) -> None:
+        self._writer.add_event(self._Event(wall_time=time.time(), step=epoch, summary=self._Summary(value=values)))
+        self._writer.flush()
 
     def scalars(self, record: dict) -> None:
         """One metrics.jsonl record: each number but the epoch, at step = epoch."""
-        for key, value in record.items():
-            if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
-                self._writer.add_scalar(key, value, record["epoch"])
-        self._writer.flush()
+        numbers = {k: v for k, v in record.items() if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
+        self._write(record["epoch"], [self._Summary.Value(tag=k, simple_value=v) for k, v in numbers.items()])
 
     def image(self, tag: str, png: Path, epoch: int) -> None:
-        """A PNG the run saved (e.g. a sample grid), as it is on disk."""
+        """A PNG the run saved (e.g. a sample grid), its bytes as they are on disk."""
         from PIL import Image
 
         with Image.open(png) as im:
-            self._writer.add_image(tag, np.asarray(im.convert("RGB")), epoch, dataformats="HWC")
-        self._writer.flush()
+            width, height, channels = *im.size, len(im.getbands())
+        image = self._Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=Path(png).read_bytes())
+        self._write(epoch, [self._Summary.Value(tag=tag, image=image)])
 
     def close(self) -> None:
         self._writer.close()
