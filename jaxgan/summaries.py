@@ -94,13 +94,15 @@ def save_progress_gif(samples_dir: Path, path: Path, last_epoch: int) -> int:
 
 
 def slerp(z0_NxZ: np.ndarray, z1_NxZ: np.ndarray, t_T: np.ndarray) -> np.ndarray:
-    """Spherical interpolation, row by row, at fractions `t_T`: [N, T, Z]. Gaussian noise keeps its norm on it."""
-    unit0 = z0_NxZ / np.linalg.norm(z0_NxZ, axis=1, keepdims=True)
-    unit1 = z1_NxZ / np.linalg.norm(z1_NxZ, axis=1, keepdims=True)
-    omega_N = np.arccos(np.clip(np.sum(unit0 * unit1, axis=1), -1.0, 1.0))[:, None, None]
+    """[N, T, Z]: from z0 to z1 at fractions `t_T`, the direction turning by equal angles along the
+    great circle and the norm changing linearly, so no step leaves the shell Gaussian noise lives on."""
+    norm0, norm1 = (np.linalg.norm(z, axis=1, keepdims=True) for z in (z0_NxZ, z1_NxZ))
+    unit0, unit1 = z0_NxZ / norm0, z1_NxZ / norm1
+    omega_Nx1x1 = np.arccos(np.clip(np.sum(unit0 * unit1, axis=1), -1.0, 1.0))[:, None, None]
     t = t_T[None, :, None]
-    w0, w1 = np.sin((1 - t) * omega_N) / np.sin(omega_N), np.sin(t * omega_N) / np.sin(omega_N)
-    return (w0 * z0_NxZ[:, None] + w1 * z1_NxZ[:, None]).astype(np.float32)
+    w0, w1 = np.sin((1 - t) * omega_Nx1x1) / np.sin(omega_Nx1x1), np.sin(t * omega_Nx1x1) / np.sin(omega_Nx1x1)
+    norm = (1 - t) * norm0[:, None] + t * norm1[:, None]
+    return (norm * (w0 * unit0[:, None] + w1 * unit1[:, None])).astype(np.float32)
 
 
 def interpolation_noise(rows: int, steps: int, latent_dim: int, seed: int) -> np.ndarray:
