@@ -114,7 +114,7 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of both networks")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, noise, dropout and shuffling")
     p.add_argument("--subset", type=int, default=None, help="train on the first N images only (after --digit)")
-    p.add_argument("--digit", type=int, default=None, help="train on one digit only (the article's quick check: 0)")
+    p.add_argument("--digit", type=int, default=None, help="train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)")
     p.add_argument(
         "--label-smoothing", type=float, default=d.label_smoothing,
         help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
