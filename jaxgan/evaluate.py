@@ -110,6 +110,8 @@ def read_run_config(workdir: Path | str) -> dict:
         raise RunError(f"{workdir}/config.json names no known framework (jax or torch).")
     if not (workdir / final).exists():
         raise RunError(f"{workdir} has no {final}: the run has not finished; evaluate it when it has.")
+    if config.get("dataset", "mnist") != "mnist":
+        raise RunError(f"{workdir} was trained on {config['dataset']}, not MNIST; the classifier only knows MNIST digits.")
     if config.get("data_dir"):
         raise RunError(f"{workdir} was trained on {config['data_dir']}, not MNIST; the classifier only knows MNIST digits.")
     return config

@@ -2,6 +2,7 @@
 
 Writes into the workdir: config.json, metrics.jsonl (one object per epoch),
 samples/epoch_NNNN.png (the same fixed noise every time), losses.png,
+TensorBoard events, progress.gif and interpolation.png (jaxgan.summaries),
 checkpoints/<epoch>/ (Orbax: every --checkpoint-every epochs, at the end and on
 Ctrl-C) and final_params/ (the last G and D params: `load_final_params`).
 """
@@ -17,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, evaluate, reporting, runs
+from jaxgan import data, evaluate, reporting, runs, summaries
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
 from jaxgan.train import create_train_state, generate, make_gan, train_epoch
@@ -43,17 +44,17 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_par
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
-    train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
+    train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {
         **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
-        "image_shape": list(train.images_NxHxW.shape[1:]),
+        "image_shape": list(train.image_shape),
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     workdir = runs.prepare_workdir(config, run_info)
 
     images_NxD = jax.device_put(train.flat_NxD)
-    image_shape = train.images_NxHxW.shape[1:]
+    image_shape = train.image_shape
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
     state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
@@ -62,6 +63,10 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_par
     finally:
         checkpointer.close()
     reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
+    summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
+    summaries.save_interpolation(
+        lambda z: generate(gan, state.g_params, z), workdir / "interpolation.png", image_shape, gan.latent_dim, config.seed
+    )
     with ocp.StandardCheckpointer() as final:
         final.save((workdir / "final_params").absolute(), {"g_params": state.g_params, "d_params": state.d_params}, force=True)
     return workdir
@@ -80,7 +85,12 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
     steps_per_epoch = images_NxD.shape[0] // config.batch_size
 
     bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
-    with reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log, runs.StopFlag() as stop, bar:
+    with (
+        reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log,
+        summaries.TensorBoard(workdir, first_epoch) as tensorboard,
+        runs.StopFlag() as stop,
+        bar,
+    ):
         for epoch in bar:
             start = time.perf_counter()
             new_state, metrics = train_epoch(state, images_NxD, config.batch_size)
@@ -98,6 +108,7 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
                 samples = evaluate.generate_jax(gan, state.g_params, config.eval_n, config.seed)
                 record |= evaluate.evaluate_samples(samples, eval_reference)
             log.write(record)
+            tensorboard.scalars(record)
             records.append(record)
             bar.set_postfix(
                 d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
@@ -106,6 +117,7 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 samples = np.asarray(generate(gan, state.g_params, z_grid))
                 reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
+                tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
                 checkpointer.save(epoch, state, run_info)
             if stop.set:

@@ -20,11 +20,11 @@ def fixed_noise(n: int, latent_dim: int, seed: int) -> np.ndarray:
 
 
 def tile(images_NxHxW: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
-    """Lays N images out on one canvas, row by row, with `pad` pixels between them."""
-    n, h, w = images_NxHxW.shape
+    """Lays N images ([N, H, W] or [N, H, W, C]) out on one canvas, row by row, with `pad` pixels between them."""
+    n, h, w, *channels = images_NxHxW.shape
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), images_NxHxW.min(), images_NxHxW.dtype)
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *channels), images_NxHxW.min(), images_NxHxW.dtype)
     for i, img in enumerate(images_NxHxW):
         r, c = divmod(i, ncols)
         canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
@@ -32,14 +32,19 @@ def tile(images_NxHxW: np.ndarray, ncols: int | None = None, pad: int = 2) -> np
 
 
 def save_grid(
-    samples_NxD: np.ndarray, path: Path, image_shape: tuple[int, int] = (28, 28), ncols: int | None = None, scale: int = 2
+    samples_NxD: np.ndarray, path: Path, image_shape: tuple[int, ...] = (28, 28), ncols: int | None = None, scale: int = 2
 ) -> None:
-    """Saves generator outputs in [-1, 1] as one grey-scale PNG grid, each pixel `scale` x `scale`."""
+    """Saves generator outputs in [-1, 1] as one PNG grid, each pixel `scale` x `scale`.
+
+    `image_shape` (H, W) or (H, W, 1) gives a grey-scale grid, (H, W, 3) a colour one.
+    """
     import matplotlib.image
 
     images = np.asarray(samples_NxD, np.float32).reshape(-1, *image_shape)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
     canvas = tile(np.clip((images + 1) / 2, 0, 1), ncols)
-    canvas = np.kron(canvas, np.ones((scale, scale), canvas.dtype))
+    canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
     matplotlib.image.imsave(path, canvas, cmap="gray", vmin=0, vmax=1)
 
 

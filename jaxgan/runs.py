@@ -22,8 +22,11 @@ from jaxgan.config import Config, ConfigError, UserError
 # Settings that define a run: resuming with any of them changed would continue a different run.
 RUN_FIELDS = (
     "framework", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
-    "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
+    "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
 )
+
+# What runs saved before a setting existed had: they still resume.
+RUN_DEFAULTS = {"dataset": "mnist"}
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -70,7 +73,7 @@ def check_same_run(saved: dict, current: dict) -> None:
     normalise = lambda v: json.loads(json.dumps(v))  # noqa: E731 - tuples and lists compare equal
     for field in RUN_FIELDS:
         if field in saved or field in current:
-            was, now = normalise(saved.get(field)), normalise(current.get(field))
+            was, now = (normalise(run.get(field, RUN_DEFAULTS.get(field))) for run in (saved, current))
             if was != now:
                 flag = "--" + field.replace("_", "-")
                 raise ConfigError(

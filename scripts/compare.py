@@ -119,7 +119,7 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
     from torch_baseline.train import build
     from torch_baseline.train import fit as fit_torch
 
-    train_set = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
+    train_set = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train_set))
     workdir = Path(config.workdir)
 
@@ -160,7 +160,7 @@ def compare(config, *, device: str, loader: str, argv: list[str]) -> Path:
         "mean_loss_diff": {k: round(v, 4) for k, v in mean_diff.items()}, "curve_tol": CURVE_TOL,
         "agree": check["agree"] and curves_agree,
     }
-    if config.data_dir is None:  # the classifier knows MNIST digits only
+    if config.data_dir is None and config.dataset == "mnist":  # the classifier knows MNIST digits only
         from jaxgan import evaluate
         from jaxgan.run_samples import final_samples
 
@@ -209,6 +209,7 @@ def report_markdown(r: dict) -> str:
     ls = r["lockstep"]
     data_desc = "" if c["subset"] is None else f" on the first {c['subset']} images"
     data_desc += "" if c["digit"] is None else f" of digit {c['digit']}"
+    data_desc += "" if c.get("dataset", "mnist") == "mnist" else f" of {c['dataset']}"
     verdict = "**The two frameworks agree.**" if r["agree"] else "**The two frameworks DISAGREE** (see below)."
     return "\n".join([
         "# jaxgan vs torch_baseline",

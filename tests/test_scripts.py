@@ -78,6 +78,7 @@ BAD_FLAGS = [
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--label-smoothing", "0.7"], "--label-smoothing must be in [0, 0.5)"),
+    (["--dataset", "cifar10"], "--dataset must be mnist, fashion_mnist or tfds:NAME"),
 ]
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from jaxgan import data, reporting, runs  # pure Python and NumPy: no JAX is imported
+from jaxgan import data, reporting, runs, summaries  # pure Python and NumPy: no JAX is imported
 from jaxgan.config import Config, ConfigError
 from torch_baseline.checkpoint import Checkpointer
 from torch_baseline.model import Discriminator, Generator
@@ -93,16 +93,16 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
     `init_state_dicts` ({"generator", "discriminator"}, as final.pt holds them)
     replaces the seed's initial weights; the seed still draws noise and order.
     """
-    train = data.load("train", data_dir=config.data_dir, digit=config.digit, subset=config.subset)
+    train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {
         **config.to_dict(), "framework": "torch", "device": device, "loader": loader,
-        "image_shape": list(train.images_NxHxW.shape[1:]),
+        "image_shape": list(train.image_shape),
     }
     workdir = runs.prepare_workdir(config, run_info)
     torch.manual_seed(config.seed)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
-    image_shape = train.images_NxHxW.shape[1:]
+    image_shape = train.image_shape
     data_dim = int(np.prod(image_shape))
     G, D, g_optim, d_optim = build(config, data_dim, device)
     if init_state_dicts is not None:
@@ -144,7 +144,12 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
         })
 
     bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
-    with reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log, runs.StopFlag() as stop, bar:
+    with (
+        reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log,
+        summaries.TensorBoard(workdir, first_epoch) as tensorboard,
+        runs.StopFlag() as stop,
+        bar,
+    ):
         for epoch in bar:
             start = time.perf_counter()
             sums = {k: torch.zeros((), device=device) for k in reporting.METRIC_KEYS}
@@ -172,6 +177,7 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
             record = {"epoch": epoch, "step": step, **means,
                       "seconds": round(seconds, 4), "steps_per_s": round(steps_per_epoch / seconds, 2)}
             log.write(record)
+            tensorboard.scalars(record)
             records.append(record)
             bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
                             d_real=f"{record['d_real']:.3f}", d_fake=f"{record['d_fake']:.3f}", steps_s=f"{record['steps_per_s']:.0f}")
@@ -179,10 +185,18 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
                 with torch.no_grad():
                     samples = G(z_grid).cpu().numpy()
                 reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
+                tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
                 checkpoint(epoch)
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     reporting.plot_losses(records, workdir / "losses.png", title="torch_baseline")
+    summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
+
+    def generate(z_NxZ: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return G(torch.from_numpy(z_NxZ).to(device)).cpu().numpy()
+
+    summaries.save_interpolation(generate, workdir / "interpolation.png", image_shape, config.latent_dim, config.seed)
     torch.save({"generator": G.state_dict(), "discriminator": D.state_dict()}, workdir / "final.pt")
     return workdir
