@@ -107,3 +107,11 @@ def train_epoch(mesh: Mesh, batch_size: int):
         out_shardings=(whole, whole),
         donate_argnums=0,
     )
+
+
+def wait_for_all(name: str) -> None:
+    """A barrier across processes (nothing to wait for in a one-process run)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
