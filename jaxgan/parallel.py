@@ -63,7 +63,10 @@ def data_mesh(batch_size: int, num_devices: int | None = None) -> Mesh:
             f"in all; leave --devices out to use every device."
         )
     elif not 1 <= num_devices <= available:
-        raise ConfigError(f"--devices {num_devices} does not fit the {available} {jax.default_backend()} devices here; choose 1 to {available}.")
+        raise ConfigError(
+            f"--devices {num_devices} does not fit this machine, which has {available} {jax.default_backend()} device(s); "
+            f"choose from 1 to {available}."
+        )
     if batch_size % num_devices:
         lower = batch_size // num_devices * num_devices
         choices = " or ".join(str(b) for b in (lower, lower + num_devices) if b > 0)
