@@ -95,7 +95,7 @@ SMALL = Config(
 
 # One process of a two-process run: what scripts/train_jax.py does after its flags, on a small model.
 PROCESS = textwrap.dedent("""
-    import dataclasses, sys
+    import sys
     from jaxgan import parallel
     from jaxgan.config import Config
     from jaxgan.fit import fit
