@@ -2,9 +2,11 @@
 
 Writes into the workdir: config.json, metrics.jsonl (one object per epoch),
 samples/epoch_NNNN.png (the same fixed noise every time), losses.png,
-TensorBoard events, progress.gif and interpolation.png (jaxgan.summaries),
 checkpoints/<epoch>/ (Orbax: every --checkpoint-every epochs, at the end and on
 Ctrl-C) and final_params/ (the last G and D params: `load_final_params`).
+TensorBoard events, progress.gif and interpolation.png (jaxgan.summaries).
+Trains on every device (`jaxgan.parallel`); with several processes, process 0
+alone writes the files and every process takes part in the checkpoints.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, evaluate, reporting, runs, summaries
+from jaxgan import data, evaluate, parallel, reporting, runs, summaries
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import create_train_state, generate, make_gan, train_epoch
+from jaxgan.train import create_train_state, generate, make_gan
 
 GRID_SIZE = 64
 
@@ -36,43 +38,53 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_params: dict | None = None) -> Path:
+def fit(
+    config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_params: dict | None = None, devices: int | None = None
+) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
     `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.
+    `devices`: train on the first N devices (default: all of them, in every process).
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
+    mesh = parallel.data_mesh(config.batch_size, devices)
     run_info = {
         **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
-        "image_shape": list(train.image_shape),
+        "image_shape": list(train.image_shape), "devices": mesh.size, "processes": jax.process_count(),
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
-    workdir = runs.prepare_workdir(config, run_info)
+    workdir = runs.prepare_workdir(config, run_info) if parallel.is_main_process() else Path(config.workdir)
+    parallel.wait_for_all("workdir")
 
-    images_NxD = jax.device_put(train.flat_NxD)
+    images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     image_shape = train.image_shape
     gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
     state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
+    state = parallel.put_replicated(state, mesh)
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
-        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, eval_reference)
+        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, mesh, eval_reference)
     finally:
         checkpointer.close()
-    reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
-    summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
-    summaries.save_interpolation(
-        lambda z: generate(gan, state.g_params, z), workdir / "interpolation.png", image_shape, gan.latent_dim, config.seed
-    )
+    if parallel.is_main_process():
+        reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
+        summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
+        g_params = jax.device_get(state.g_params)
+        summaries.save_interpolation(
+            lambda z: generate(gan, g_params, z), workdir / "interpolation.png", image_shape, gan.latent_dim, config.seed
+        )
     with ocp.StandardCheckpointer() as final:
-        final.save((workdir / "final_params").absolute(), {"g_params": state.g_params, "d_params": state.d_params}, force=True)
+        # Host copies: the saved params restore on any devices, not only on this run's mesh.
+        params = jax.device_get({"g_params": state.g_params, "d_params": state.d_params})
+        final.save((workdir / "final_params").absolute(), params, force=True)
     return workdir
 
 
-def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, eval_reference):
+def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, mesh, eval_reference):
     records, first_epoch = [], 1
     if config.resume:
         state, meta = checkpointer.restore_latest(state)
@@ -80,20 +92,20 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             raise ConfigError(f"the run in {workdir} is already at epoch {meta['epoch']}; pass --epochs above {meta['epoch']} to continue it.")
         records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
         first_epoch = meta["epoch"] + 1
-        print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
+        if parallel.is_main_process():
+            print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
     z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
     steps_per_epoch = images_NxD.shape[0] // config.batch_size
+    train_epoch = parallel.train_epoch(mesh, config.batch_size)
+    main = parallel.is_main_process()
 
-    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
-    with (
-        reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log,
-        summaries.TensorBoard(workdir, first_epoch) as tensorboard,
-        runs.StopFlag() as stop,
-        bar,
-    ):
+    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs, disable=not main)
+    log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
+    tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
+    with log, tensorboard, runs.StopFlag() as stop, bar:
         for epoch in bar:
             start = time.perf_counter()
-            new_state, metrics = train_epoch(state, images_NxD, config.batch_size)
+            new_state, metrics = train_epoch(state, images_NxD)
             metrics, finite = jax.device_get((metrics, all_finite((new_state.g_params, new_state.d_params))))
             record = epoch_record(epoch, int(new_state.step), metrics, time.perf_counter() - start, steps_per_epoch)
             if not (finite and all(np.isfinite(record[k]) for k in reporting.METRIC_KEYS)):
@@ -104,8 +116,8 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
                     + "; try a lower --lr."
                 )
             state = new_state
-            if config.eval_every and epoch % config.eval_every == 0:
-                samples = evaluate.generate_jax(gan, state.g_params, config.eval_n, config.seed)
+            if main and config.eval_every and epoch % config.eval_every == 0:
+                samples = evaluate.generate_jax(gan, jax.device_get(state.g_params), config.eval_n, config.seed)
                 record |= evaluate.evaluate_samples(samples, eval_reference)
             log.write(record)
             tensorboard.scalars(record)
@@ -114,8 +126,9 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
                 d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
                 d_real=f"{record['d_real']:.3f}", d_fake=f"{record['d_fake']:.3f}", steps_s=f"{record['steps_per_s']:.0f}",
             )
-            if epoch % config.sample_every == 0 or epoch == config.epochs:
-                samples = np.asarray(generate(gan, state.g_params, z_grid))
+            if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
+                # On this process's first device, from the replicated params' host copy.
+                samples = np.asarray(generate(gan, jax.device_get(state.g_params), z_grid))
                 reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
                 tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
@@ -123,6 +136,25 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     return state, records
+
+
+class _Silent:
+    """The metrics log and TensorBoard writer of a process other than 0: writes nothing."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def scalars(self, record: dict) -> None:
+        pass
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        pass
+
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 def load_final_params(workdir: Path | str) -> dict:

@@ -9,7 +9,6 @@ Dropout in D is active in both halves, as in the article (D never leaves train m
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -167,11 +166,17 @@ def _step_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(noise_base, state.step), jax.random.fold_in(shuffle_base, state.step)
 
 
-def _train_step(state: TrainState, x_real_BxD: jax.Array) -> tuple[TrainState, Metrics]:
+def _along_batch(x: jax.Array, batch_sharding: jax.sharding.Sharding | None) -> jax.Array:
+    """`x` split along its first axis as `batch_sharding` says (unchanged when None)."""
+    return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
+
+
+def _train_step(state: TrainState, x_real_BxD: jax.Array, batch_sharding=None) -> tuple[TrainState, Metrics]:
     z_d_key, z_g_key, d_drop_key, g_drop_key = jax.random.split(_step_keys(state)[0], 4)
     shape = (x_real_BxD.shape[0], state.gan.latent_dim)
-    z_d_BxZ = jax.random.normal(z_d_key, shape)
-    z_g_BxZ = jax.random.normal(z_g_key, shape)
+    # Partitionable threefry: each device draws its own rows of the very numbers one device would.
+    z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
+    z_g_BxZ = _along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
     return update(state, x_real_BxD, z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key)
 
 
@@ -187,15 +192,23 @@ def epoch_batches(state: TrainState, n_images: int, batch_size: int) -> jax.Arra
     return perm_N[: n_batches * batch_size].reshape(n_batches, batch_size)
 
 
-@functools.partial(jax.jit, static_argnames="batch_size", donate_argnums=0)
-def train_epoch(state: TrainState, images_NxD: jax.Array, batch_size: int) -> tuple[TrainState, Metrics]:
-    """One epoch as one compiled call: shuffle on the device, `lax.scan` over the batches.
+def scan_epoch(
+    state: TrainState, images_NxD: jax.Array, batch_size: int, batch_sharding: jax.sharding.Sharding | None = None
+) -> tuple[TrainState, Metrics]:
+    """One epoch: shuffle on the device, `lax.scan` over the batches (not jitted: see `train_epoch`).
 
     `images_NxD` are uint8 pixels resident on the device, scaled to [-1, 1] inside the step.
+    With `batch_sharding` (`jaxgan.parallel`), each batch and its noise are split along
+    the batch axis: every device gathers and trains on its own rows.
     Returns the new state and each metric per step, shape [n_batches].
     """
 
     def body(state, idx_B):
-        return _train_step(state, to_unit_range(images_NxD[idx_B]))
+        x_real_BxD = to_unit_range(images_NxD[_along_batch(idx_B, batch_sharding)])
+        return _train_step(state, x_real_BxD, batch_sharding)
 
     return jax.lax.scan(body, state, epoch_batches(state, images_NxD.shape[0], batch_size))
+
+
+train_epoch = jax.jit(scan_epoch, static_argnames=("batch_size", "batch_sharding"), donate_argnums=0)
+train_epoch.__doc__ = """(state, images_NxD uint8, batch_size) -> (state, metrics per step): one epoch as one compiled call."""
