@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import ConfigError, UserError, build_parser, config_from_args
+from jaxgan.config import UserError, build_parser, config_from_args
 
 # The lock-step check: a few steps from the same weights on the same batches and
 # noise with dropout off. Per-step loss rtol 2e-5 * 1.12**t, as tests/test_parity.py
@@ -253,13 +253,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-        import torch
+        from torch_baseline.train import resolve_device
 
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            torch.empty(0, device=device)
-        except (RuntimeError, AssertionError) as e:
-            raise ConfigError(f"--device {device} is not usable here ({str(e).splitlines()[0]}); try --device cpu.") from None
+        device = resolve_device(args.device)
         workdir = compare(config, device=device, loader=args.loader, argv=argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -22,15 +22,9 @@ def main(argv=None) -> int:
         if config.eval_every:
             # The classifier runs in JAX, which torch_baseline must not import.
             raise ConfigError("--eval-every is for train_jax.py only; measure a torch run's final generator with scripts/evaluate.py.")
-        import torch
+        from torch_baseline.train import fit, resolve_device
 
-        from torch_baseline.train import fit
-
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            torch.empty(0, device=device)
-        except (RuntimeError, AssertionError) as e:
-            raise ConfigError(f"--device {device} is not usable here ({str(e).splitlines()[0]}); try --device cpu.") from None
+        device = resolve_device(args.device)
         return fit(config, device=device, loader=args.loader)
 
     return run_cli(train)

@@ -144,3 +144,10 @@ def test_frameworks_stay_apart(python):
     for mod, other in (("torch_baseline.train", "jax"), ("jaxgan.fit", "torch")):
         result = subprocess.run([python, "-c", check.format(mod=mod, other=other)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", ["train_torch", "compare"])
+def test_unusable_torch_device_is_refused(tmp_path, capsys, script):
+    code, err = run_main(script, [*TINY, "--device", "cuda:7", "--workdir", str(tmp_path / "run")], capsys)
+    assert code == 2 and "--device cuda:7 is not usable here" in err and "try --device cpu" in err
+    assert not (tmp_path / "run").exists()

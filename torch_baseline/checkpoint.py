@@ -8,7 +8,6 @@ afterwards, so a checkpoint without a matching digest is never trusted.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -18,18 +17,11 @@ from pathlib import Path
 import torch
 
 from jaxgan.config import UserError
+from jaxgan.data import sha256
 
 
 class CheckpointError(UserError):
     """No usable checkpoint to resume from."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Checkpointer:
@@ -58,7 +50,7 @@ class Checkpointer:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        Path(str(path) + ".sha256").write_text(_sha256(path))
+        Path(str(path) + ".sha256").write_text(sha256(path))
         for old in self.epochs()[: -self.keep]:
             self._path(old).unlink(missing_ok=True)
             Path(str(self._path(old)) + ".sha256").unlink(missing_ok=True)
@@ -71,7 +63,7 @@ class Checkpointer:
             path = self._path(epoch)
             digest = Path(str(path) + ".sha256")
             try:
-                if not digest.is_file() or digest.read_text().strip() != _sha256(path):
+                if not digest.is_file() or digest.read_text().strip() != sha256(path):
                     raise ValueError("its sha256 does not match the digest saved with it")
                 return torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - any failure to read back means "not intact"

@@ -81,6 +81,16 @@ def train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, *, real_target=1.0, fak
     return {"d_loss": d_error.detach(), "g_loss": g_error.detach(), "d_real": real_out.detach().mean(), "d_fake": fake_out.detach().mean()}
 
 
+def resolve_device(name: str | None) -> str:
+    """`name`, or cuda when there is one, else cpu; ConfigError when torch cannot use it."""
+    device = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as e:
+        raise ConfigError(f"--device {device} is not usable here ({str(e).splitlines()[0]}); try --device cpu.") from None
+    return device
+
+
 def build(config: Config, data_dim: int, device) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
     G = Generator(config.latent_dim, config.g_features, data_dim).to(device)
     D = Discriminator(data_dim, config.d_features, config.dropout).to(device)
