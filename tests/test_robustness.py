@@ -233,22 +233,27 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
     import jax
     import jax.numpy as jnp
 
-    import jaxgan.fit
+    import jaxgan.parallel
 
-    real_epoch = jaxgan.fit.train_epoch
+    real_factory = jaxgan.parallel.train_epoch
 
-    def poisoned_from_epoch_3(state, images, batch_size):
-        state, metrics = real_epoch(state, images, batch_size)
-        if int(state.step) > 2 * 3:  # 3 steps an epoch
-            state = state.replace(g_params=jax.tree.map(lambda x: x * jnp.nan, state.g_params))
-        return state, metrics
+    def poisoned_from_epoch_3(mesh, batch_size):
+        real_epoch = real_factory(mesh, batch_size)
 
-    monkeypatch.setattr(jaxgan.fit, "train_epoch", poisoned_from_epoch_3)
+        def epoch(state, images):
+            state, metrics = real_epoch(state, images)
+            if int(state.step) > 2 * 3:  # 3 steps an epoch
+                state = state.replace(g_params=jax.tree.map(lambda x: x * jnp.nan, state.g_params))
+            return state, metrics
+
+        return epoch
+
+    monkeypatch.setattr(jaxgan.parallel, "train_epoch", poisoned_from_epoch_3)
     run = tmp_path / "run"
     assert train("train_jax", run, 5) == 3
     err = capsys.readouterr().err
     assert "training diverged in epoch 3" in err and "the last good checkpoint is epoch 2" in err
     assert [r[0] for r in losses(run)] == [1, 2]
-    monkeypatch.setattr(jaxgan.fit, "train_epoch", real_epoch)
+    monkeypatch.setattr(jaxgan.parallel, "train_epoch", real_factory)
     assert train("train_jax", run, 5, "--resume") == 0  # the kept checkpoint is intact
     assert [r[0] for r in losses(run)] == [1, 2, 3, 4, 5]
