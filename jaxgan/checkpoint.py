@@ -109,9 +109,13 @@ class Checkpointer:
 
     def _set_aside(self, epoch: int) -> Path:
         """Moves a corrupt checkpoint out of the way (kept for inspection, never deleted)."""
+        from jaxgan import parallel
+
         aside = self.directory.parent / "checkpoints.corrupt" / f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside.parent.mkdir(exist_ok=True)
-        (self.directory / str(epoch)).rename(aside)
+        if parallel.is_main_process():  # every process found it corrupt; one moves it
+            aside.parent.mkdir(exist_ok=True)
+            (self.directory / str(epoch)).rename(aside)
+        parallel.wait_for_all(f"set-aside-{epoch}")
         self._manager.reload()
         return aside
 

@@ -90,7 +90,10 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
         state, meta = checkpointer.restore_latest(state)
         if meta["epoch"] >= config.epochs:
             raise ConfigError(f"the run in {workdir} is already at epoch {meta['epoch']}; pass --epochs above {meta['epoch']} to continue it.")
-        records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
+        if parallel.is_main_process():
+            runs.reopen_for_resume(workdir, run_info)
+            records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
+        parallel.wait_for_all("resume")
         first_epoch = meta["epoch"] + 1
         if parallel.is_main_process():
             print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")

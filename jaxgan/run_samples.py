@@ -32,7 +32,8 @@ def jax_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
     from jaxgan.fit import load_final_params
     from jaxgan.train import make_gan
 
-    gan = make_gan(Config.from_dict(config), data_dim=int(np.prod(config.get("image_shape", (28, 28)))))
+    dtype = None if config.get("dtype", "float32") == "float32" else config["dtype"]
+    gan = make_gan(Config.from_dict(config), data_dim=int(np.prod(config.get("image_shape", (28, 28)))), dtype=dtype)
     return generate_jax(gan, load_final_params(workdir)["g_params"], n, seed)
 
 

@@ -60,12 +60,28 @@ def prepare_workdir(config: Config, run_info: dict) -> Path:
     except OSError as e:
         raise ConfigError(f"workdir {workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
     if not config.resume:
-        # --overwrite: the old run's checkpoints must not be taken for this run's.
-        for old in ("checkpoints", "final_params", "final.pt"):
-            path = workdir / old
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        # --overwrite: nothing of the old run may be taken for this run's.
+        _remove(workdir, OVERWRITTEN)
+        (workdir / "samples").mkdir()
         saved_path.write_text(json.dumps(run_info, indent=2))
     return workdir
+
+
+# What a new run in the same workdir replaces (--overwrite), and what a resumed run makes anew.
+OVERWRITTEN = ("checkpoints", "final_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png")
+FINAL_OUTPUTS = ("final_params", "final.pt", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png")
+
+
+def _remove(workdir: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        path = workdir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def reopen_for_resume(workdir: Path, run_info: dict) -> None:
+    """After a checkpoint was restored: the run is unfinished again, with its new --epochs etc."""
+    _remove(workdir, FINAL_OUTPUTS)
+    (workdir / "config.json").write_text(json.dumps(run_info, indent=2))
 
 
 def check_same_run(saved: dict, current: dict) -> None:
@@ -84,8 +100,13 @@ def check_same_run(saved: dict, current: dict) -> None:
 
 def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
     """Drops metrics.jsonl lines after `epoch` (written after the last checkpoint), atomically."""
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    records = [r for r in records if r["epoch"] <= epoch]
+    records = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short by a crash
+            continue
+    records = [r for r in records if r.get("epoch", epoch + 1) <= epoch]
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
@@ -112,7 +133,7 @@ class StopFlag:
         signal.signal(signal.SIGINT, self._previous)
 
 
-def run_cli(train: Callable[[], Path]) -> int:
+def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png") -> int:
     """Runs a trainer and maps its stops to one line on stderr and an exit code."""
     try:
         workdir = train()
@@ -125,5 +146,5 @@ def run_cli(train: Callable[[], Path]) -> int:
     except Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"done: {workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png")
+    print("done: " + done.format(workdir=workdir))
     return 0

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import UserError, build_parser, config_from_args
+from jaxgan.config import build_parser, config_from_args
+from jaxgan.runs import run_cli
 
 # The lock-step check: a few steps from the same weights on the same batches and
 # noise with dropout off. Per-step loss rtol 2e-5 * 1.12**t, as tests/test_parity.py
@@ -251,17 +252,14 @@ def main(argv=None) -> int:
                         help="torch's data path: article: its per-image transform through a DataLoader; "
                         "device: data resident on the device")
     args = parser.parse_args(argv)
-    try:
+
+    def run():
         config = config_from_args(args)
         from torch_baseline.train import resolve_device
 
-        device = resolve_device(args.device)
-        workdir = compare(config, device=device, loader=args.loader, argv=argv)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"done: {workdir}/report.md")
-    return 0
+        return compare(config, device=resolve_device(args.device), loader=args.loader, argv=argv)
+
+    return run_cli(run, done="{workdir}/report.md")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ def main(argv=None) -> int:
     if not 0 <= args.seed < 2**32:
         print(f"error: --seed must be in [0, 2**32), got {args.seed}.", file=sys.stderr)
         return 2
+    for flag, path in (("--json", args.json), ("--grid", args.grid)):
+        if path and not Path(path).absolute().parent.is_dir():
+            print(f"error: the folder of {flag} {path} does not exist; create it or choose another path.", file=sys.stderr)
+            return 2
 
     import jax
 

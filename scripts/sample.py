@@ -54,6 +54,10 @@ def main(argv=None) -> int:
     try:
         if not 1 <= args.n <= 10_000:
             raise UserError(f"--n must be between 1 and 10000, got {args.n}.")
+        if not 0 <= args.seed < 2**32:
+            raise UserError(f"--seed must be in [0, 2**32), got {args.seed}.")
+        if not Path(args.out).absolute().parent.is_dir():
+            raise UserError(f"the folder of --out {args.out} does not exist; create it or choose another path.")
         if not (workdir / "config.json").is_file():
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
         saved = json.loads((workdir / "config.json").read_text())

@@ -48,7 +48,13 @@ def main(argv=None) -> int:
 
 def _int_env(name: str) -> int | None:
     value = os.environ.get(name)
-    return int(value) if value else None
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        print(f"error: ${name} must be a whole number, got {value!r}; fix or unset it.", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

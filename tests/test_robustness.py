@@ -58,8 +58,10 @@ def reference(request, tmp_path_factory):
 def test_resume_continues_bit_for_bit(reference, tmp_path):
     script, uninterrupted = reference
     assert train(script, tmp_path / "run", 2) == 0
+    (tmp_path / "run" / "metrics.jsonl").open("a").write('{"epoch": 3, "st')  # a line cut short by a crash
     assert train(script, tmp_path / "run", 4, "--resume") == 0
     assert_same_run(script, tmp_path / "run", uninterrupted)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 4
 
 
 def test_metrics_after_the_last_checkpoint_are_replayed_not_duplicated(reference, tmp_path):

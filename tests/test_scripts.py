@@ -151,3 +151,19 @@ def test_unusable_torch_device_is_refused(tmp_path, capsys, script):
     code, err = run_main(script, [*TINY, "--device", "cuda:7", "--workdir", str(tmp_path / "run")], capsys)
     assert code == 2 and "--device cuda:7 is not usable here" in err and "try --device cpu" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_replaces_the_old_runs_files(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    (workdir / "samples").mkdir(parents=True)
+    (workdir / "metrics.jsonl").write_text('{"epoch": 9}\n')
+    (workdir / "samples" / "epoch_0009.png").write_bytes(b"old grid")
+    code, _ = run_main("train_jax", [*TINY, "--workdir", str(workdir), "--overwrite"], capsys)
+    assert code == 0
+    assert sorted(p.name for p in (workdir / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert [json.loads(line)["epoch"] for line in (workdir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_compare_reports_divergence_in_one_line(tmp_path, capsys):
+    code, err = run_main("compare", [*TINY, "--lr", "1e30", "--workdir", str(tmp_path / "cmp")], capsys)
+    assert code == 3 and "\nerror: training diverged in epoch 1" in err and "Traceback" not in err

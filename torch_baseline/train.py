@@ -128,10 +128,11 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
         for module, key in ((G, "generator"), (D, "discriminator"), (g_optim, "g_optim"), (d_optim, "d_optim")):
             module.load_state_dict(ckpt[key])
         torch.set_rng_state(ckpt["torch_rng"])
-        if device.startswith("cuda"):
+        if device.startswith("cuda") and "cuda_rng" in ckpt:  # a run checkpointed on the CPU has none
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
         shuffle_gen.set_state(ckpt["shuffle_rng"])
         step, first_epoch = ckpt["step"], ckpt["epoch"] + 1
+        runs.reopen_for_resume(workdir, run_info)
         records = runs.keep_metrics_through(workdir / "metrics.jsonl", ckpt["epoch"])
         print(f"resuming {workdir} from epoch {ckpt['epoch']} (step {step})")
     if loader == "article":
