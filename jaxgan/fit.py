@@ -57,8 +57,15 @@ def fit(
         "image_shape": list(train.image_shape), "devices": mesh.size, "processes": jax.process_count(),
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
-    workdir = runs.prepare_workdir(config, run_info) if parallel.is_main_process() else Path(config.workdir)
-    parallel.wait_for_all("workdir")
+    workdir, refusal = Path(config.workdir), None
+    if parallel.is_main_process():
+        try:
+            runs.prepare_workdir(config, run_info)
+        except ConfigError as e:
+            refusal = str(e)
+    refusal = parallel.share_refusal(refusal)
+    if refusal:
+        raise ConfigError(refusal)
 
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     image_shape = train.image_shape

@@ -112,6 +112,21 @@ def train_epoch(mesh: Mesh, batch_size: int):
     )
 
 
+def share_refusal(message: str | None) -> str | None:
+    """Process 0's refusal (or None) in every process, so that all stop together instead
+    of the others waiting for process 0 at the next barrier."""
+    if jax.process_count() == 1:
+        return message
+    from jax.experimental import multihost_utils
+
+    encoded = (message or "").encode()[:2047]
+    buffer = np.zeros(2048, np.uint8)
+    buffer[: len(encoded)] = np.frombuffer(encoded, np.uint8)
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(buffer)).astype(np.uint8)
+    text = shared.tobytes().rstrip(b"\0").decode(errors="replace")
+    return text or None
+
+
 def wait_for_all(name: str) -> None:
     """A barrier across processes (nothing to wait for in a one-process run)."""
     if jax.process_count() > 1:

@@ -136,6 +136,29 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
     assert names(tmp_path / "two" / "samples") == ["epoch_0001.png", "epoch_0002.png"]
     assert names(tmp_path / "two" / "checkpoints") == ["1", "2"]
 
+    # Process 0 refusing the workdir stops both processes with its sentence (none waits for it).
+    address = f"localhost:{free_port()}"
+    again = [subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    for p in again:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode != 0 and "already holds a run" in err
+
+    # Both processes resume; process 0 alone replays metrics.jsonl, and the result matches a one-process resume.
+    resumed = dataclasses.replace(SMALL, epochs=3, resume=True)
+    address = f"localhost:{free_port()}"
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr({**two, "epochs": 3, "resume": True})],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    fit(dataclasses.replace(resumed, workdir=str(tmp_path / "one")))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    two_records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    one_records = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in two_records] == [r["epoch"] for r in one_records] == [1, 2, 3]
+    for k in ("d_loss", "g_loss"):
+        assert two_records[-1][k] == pytest.approx(one_records[-1][k], abs=PARALLEL_ATOL)
+
 
 def test_a_process_other_than_0_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "process_index", lambda *args: 1)
