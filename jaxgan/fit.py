@@ -28,11 +28,6 @@ from jaxgan.train import create_train_state, generate, make_gan
 GRID_SIZE = 64
 
 
-def epoch_record(epoch: int, step: int, metrics_per_step: dict, seconds: float, n_steps: int) -> dict:
-    means = {k: float(np.mean(metrics_per_step[k])) for k in reporting.METRIC_KEYS}
-    return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
-
-
 @jax.jit
 def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
@@ -95,8 +90,7 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
     records, first_epoch = [], 1
     if config.resume:
         state, meta = checkpointer.restore_latest(state)
-        if meta["epoch"] >= config.epochs:
-            raise ConfigError(f"the run in {workdir} is already at epoch {meta['epoch']}; pass --epochs above {meta['epoch']} to continue it.")
+        runs.check_epochs_left(workdir, meta["epoch"], config.epochs)
         if parallel.is_main_process():
             runs.reopen_for_resume(workdir, run_info)
             records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
@@ -117,14 +111,9 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             start = time.perf_counter()
             new_state, metrics = train_epoch(state, images_NxD)
             metrics, finite = jax.device_get((metrics, all_finite((new_state.g_params, new_state.d_params))))
-            record = epoch_record(epoch, int(new_state.step), metrics, time.perf_counter() - start, steps_per_epoch)
-            if not (finite and all(np.isfinite(record[k]) for k in reporting.METRIC_KEYS)):
-                last = checkpointer.epochs()
-                raise runs.Diverged(
-                    f"training diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); "
-                    + (f"the last good checkpoint is epoch {last[-1]} in {checkpointer.directory}" if last else "no checkpoint was saved yet")
-                    + "; try a lower --lr."
-                )
+            means = {k: float(np.mean(metrics[k])) for k in reporting.METRIC_KEYS}
+            record = runs.epoch_record(epoch, int(new_state.step), means, time.perf_counter() - start, steps_per_epoch)
+            runs.stop_if_diverged(epoch, means, bool(finite), checkpointer)
             state = new_state
             if main and config.eval_every and epoch % config.eval_every == 0:
                 samples = evaluate.generate_jax(gan, jax.device_get(state.g_params), config.eval_n, config.seed)
@@ -132,10 +121,7 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             log.write(record)
             tensorboard.scalars(record)
             records.append(record)
-            bar.set_postfix(
-                d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
-                d_real=f"{record['d_real']:.3f}", d_fake=f"{record['d_fake']:.3f}", steps_s=f"{record['steps_per_s']:.0f}",
-            )
+            bar.set_postfix(runs.progress(record))
             if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
                 # On this process's first device, from the replicated params' host copy.
                 samples = np.asarray(generate(gan, jax.device_get(state.g_params), z_grid))

@@ -9,6 +9,7 @@ with its last checkpoint kept.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -96,6 +97,40 @@ def check_same_run(saved: dict, current: dict) -> None:
                     f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
                     f"use the same {flag} or another --workdir."
                 )
+
+
+def check_epochs_left(workdir: Path, saved_epoch: int, epochs: int) -> None:
+    """A resume must have epochs left to train."""
+    if saved_epoch >= epochs:
+        raise ConfigError(f"the run in {workdir} is already at epoch {saved_epoch}; pass --epochs above {saved_epoch} to continue it.")
+
+
+def epoch_record(epoch: int, step: int, means: dict[str, float], seconds: float, n_steps: int) -> dict:
+    """One line of metrics.jsonl."""
+    return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
+
+
+def progress(record: dict) -> dict[str, str]:
+    """The progress bar's postfix for an epoch's record."""
+    return {
+        "d_loss": f"{record['d_loss']:.3f}", "g_loss": f"{record['g_loss']:.3f}",
+        "d_real": f"{record['d_real']:.3f}", "d_fake": f"{record['d_fake']:.3f}", "steps_s": f"{record['steps_per_s']:.0f}",
+    }
+
+
+def stop_if_diverged(epoch: int, means: dict[str, float], params_finite: bool, checkpointer) -> None:
+    """Raises Diverged, naming the last good checkpoint, when a loss or a parameter is not finite.
+
+    `checkpointer` is either framework's: it has `epochs()` and `directory`.
+    """
+    if params_finite and all(math.isfinite(v) for v in means.values()):
+        return
+    saved = checkpointer.epochs()
+    raise Diverged(
+        f"training diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); "
+        + (f"the last good checkpoint is epoch {saved[-1]} in {checkpointer.directory}" if saved else "no checkpoint was saved yet")
+        + "; try a lower --lr."
+    )
 
 
 def keep_metrics_through(path: Path, epoch: int) -> list[dict]:

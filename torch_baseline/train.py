@@ -123,8 +123,7 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
     records, step, first_epoch = [], 0, 1
     if config.resume:
         ckpt = checkpointer.restore_latest()
-        if ckpt["epoch"] >= config.epochs:
-            raise ConfigError(f"the run in {workdir} is already at epoch {ckpt['epoch']}; pass --epochs above {ckpt['epoch']} to continue it.")
+        runs.check_epochs_left(workdir, ckpt["epoch"], config.epochs)
         for module, key in ((G, "generator"), (D, "discriminator"), (g_optim, "g_optim"), (d_optim, "d_optim")):
             module.load_state_dict(ckpt[key])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -177,21 +176,13 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
                 sums = dict.fromkeys(sums, torch.tensor(float("nan")))
             means = {k: v.item() / steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync
             seconds = time.perf_counter() - start
-            finite = all(torch.isfinite(p).all() for p in (*G.parameters(), *D.parameters()))
-            if not (finite and all(np.isfinite(v) for v in means.values())):
-                last = checkpointer.epochs()
-                raise runs.Diverged(
-                    f"training diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); "
-                    + (f"the last good checkpoint is epoch {last[-1]} in {checkpointer.directory}" if last else "no checkpoint was saved yet")
-                    + "; try a lower --lr."
-                )
-            record = {"epoch": epoch, "step": step, **means,
-                      "seconds": round(seconds, 4), "steps_per_s": round(steps_per_epoch / seconds, 2)}
+            finite = all(bool(torch.isfinite(p).all()) for p in (*G.parameters(), *D.parameters()))
+            runs.stop_if_diverged(epoch, means, finite, checkpointer)
+            record = runs.epoch_record(epoch, step, means, seconds, steps_per_epoch)
             log.write(record)
             tensorboard.scalars(record)
             records.append(record)
-            bar.set_postfix(d_loss=f"{record['d_loss']:.3f}", g_loss=f"{record['g_loss']:.3f}",
-                            d_real=f"{record['d_real']:.3f}", d_fake=f"{record['d_fake']:.3f}", steps_s=f"{record['steps_per_s']:.0f}")
+            bar.set_postfix(runs.progress(record))
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 with torch.no_grad():
                     samples = G(z_grid).cpu().numpy()
