@@ -1,0 +1,16 @@
+"""jaxgan: the vanilla GAN of "GANs from Scratch" in pure-functional JAX/Flax.
+
+What a prototype imports (each module documents itself):
+
+- `jaxgan.models`: the article's `Generator`/`Discriminator` (MLP) and `DCGenerator`/`DCDiscriminator`.
+- `jaxgan.losses`: pure D and G losses on D's logits (BCE, least squares, hinge, Wasserstein)
+  and the WGAN-GP `gradient_penalty`.
+- `jaxgan.train`: `GAN` (networks, losses, optimisers: pass your own), `TrainState`,
+  `create_train_state`, `train_step`, `train_epoch`, `make_gan(config)`.
+- `jaxgan.fit`: `fit(config, gan=...)`, the loop with metrics, sample grids, checkpoints,
+  TensorBoard and evaluation; `load_final_params(workdir)`.
+- `jaxgan.evaluate`: `generate_jax`, `evaluate_samples` (FID, precision/recall, modes, class accuracy).
+- `jaxgan.config`: `Config`, the settings both trainers share (pure Python: importing it loads no JAX).
+
+This package's `__init__` imports nothing, so `jaxgan.config` and `jaxgan.data` stay free of JAX.
+"""

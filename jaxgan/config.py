@@ -9,7 +9,11 @@ import argparse
 import dataclasses
 import math
 
-G_LOSSES = ("non_saturating", "minimax")
+# Names of jaxgan.losses' functions (d_<name>, g_<name>); jaxgan.train maps them.
+D_LOSSES = ("bce", "least_squares", "hinge", "wasserstein")
+G_LOSSES = ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein")
+BCE_G_LOSSES = ("non_saturating", "minimax")
+ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
 
 
@@ -48,6 +52,15 @@ class Config:
     overwrite: bool = False
     eval_every: int | None = None
     eval_n: int = 10_000
+    # Research options (jaxgan only; torch_baseline is the article's model and refuses them).
+    arch: str = "mlp"
+    dcgan_features: int = 64
+    conditional: bool = False
+    d_loss: str = "bce"
+    gp_weight: float = 0.0
+    d_steps: int = 1
+    beta1: float = 0.9
+    beta2: float = 0.999
 
     @property
     def real_target(self) -> float:
@@ -71,6 +84,16 @@ class Config:
                 f"--label-smoothing must be in [0, 0.5) (the blog's choice is 0.02), got {self.label_smoothing}.",
             ),
             (self.g_loss in G_LOSSES, f"--g-loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}."),
+            (self.d_loss in D_LOSSES, f"--d-loss must be one of {', '.join(D_LOSSES)}, got {self.d_loss!r}."),
+            (
+                self.label_smoothing == 0 or (self.d_loss == "bce" and self.g_loss in BCE_G_LOSSES),
+                "--label-smoothing sets BCE targets; it applies to --d-loss bce with --g-loss non_saturating or minimax only.",
+            ),
+            (math.isfinite(self.gp_weight) and self.gp_weight >= 0, f"--gp-weight must be 0 or more (WGAN-GP uses 10), got {self.gp_weight}."),
+            (self.d_steps >= 1, f"--d-steps must be at least 1 (WGAN-GP uses 5), got {self.d_steps}."),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}."),
+            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}."),
+            (self.dcgan_features >= 1, f"--dcgan-features must be at least 1, got {self.dcgan_features}."),
             (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
             (all(f >= 1 for f in self.g_features), f"generator widths must be positive, got {self.g_features}."),
             (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
@@ -95,12 +118,33 @@ class Config:
                 raise ConfigError(message)
         return self
 
-    def check_data_size(self, n_images: int) -> None:
+    def check_data_size(self, n_images: int, image_shape: tuple[int, ...] = (28, 28)) -> None:
         if self.batch_size > n_images:
             raise ConfigError(
                 f"--batch-size {self.batch_size} is larger than the {n_images} training images; "
                 f"choose at most {n_images}."
             )
+        if n_images // self.batch_size < self.d_steps:
+            raise ConfigError(
+                f"--d-steps {self.d_steps} needs {self.d_steps} batches a step but an epoch has "
+                f"{n_images // self.batch_size}; lower --d-steps or --batch-size."
+            )
+        if self.arch == "dcgan" and (image_shape[0] % 4 or image_shape[1] % 4):
+            raise ConfigError(
+                f"--arch dcgan needs image height and width divisible by 4, got {image_shape[0]}x{image_shape[1]}; use --arch mlp."
+            )
+
+    def non_article_options(self) -> list[str]:
+        """The research flags this config sets away from the article's (what torch_baseline cannot run)."""
+        d = Config()
+        names = {
+            "arch": "--arch", "dcgan_features": "--dcgan-features", "conditional": "--conditional", "d_loss": "--d-loss",
+            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "beta1": "--beta1", "beta2": "--beta2",
+        }
+        out = [flag for field, flag in names.items() if getattr(self, field) != getattr(d, field)]
+        if self.g_loss not in BCE_G_LOSSES:
+            out.append(f"--g-loss {self.g_loss}")
+        return out
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,7 +171,7 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
         "--label-smoothing", type=float, default=d.label_smoothing,
         help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
     )
-    p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss: the article's non-saturating form or the minimax one")
+    p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss (the article: non_saturating; torch_baseline also runs minimax)")
     p.add_argument("--dataset", default=d.dataset, help="mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)")
     p.add_argument("--data-dir", default=None, help="mnist and fashion_mnist: a folder of the four standard IDX files; tfds:NAME: TFDS's data folder")
     p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
@@ -138,6 +182,15 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     p.add_argument("--overwrite", action="store_true", help="start a new run in a workdir that already holds one (its files are replaced)")
     p.add_argument("--eval-every", type=int, default=None, help="add FID and the other sample-quality figures to metrics.jsonl every k epochs (jaxgan only)")
     p.add_argument("--eval-n", type=int, default=d.eval_n, help="samples and test images per --eval-every evaluation")
+    r = p.add_argument_group("research options (jaxgan only)")
+    r.add_argument("--arch", choices=ARCHS, default=d.arch, help="mlp: the article's networks; dcgan: convolutional G and D")
+    r.add_argument("--dcgan-features", type=int, default=d.dcgan_features, help="--arch dcgan: channels of the first convolution")
+    r.add_argument("--conditional", action="store_true", help="feed one-hot class labels to G and D; sample grids show one class a row")
+    r.add_argument("--d-loss", choices=D_LOSSES, default=d.d_loss, help="discriminator loss (the article: bce)")
+    r.add_argument("--gp-weight", type=float, default=d.gp_weight, help="weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)")
+    r.add_argument("--d-steps", type=int, default=d.d_steps, help="D updates per G update, each on its own batch (WGAN-GP: 5)")
+    r.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1 of both networks (the article: 0.9, torch's default)")
+    r.add_argument("--beta2", type=float, default=d.beta2, help="Adam beta2 of both networks")
     return p
 
 
@@ -161,4 +214,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         overwrite=args.overwrite,
         eval_every=args.eval_every,
         eval_n=args.eval_n,
+        arch=args.arch,
+        dcgan_features=args.dcgan_features,
+        conditional=args.conditional,
+        d_loss=args.d_loss,
+        gp_weight=args.gp_weight,
+        d_steps=args.d_steps,
+        beta1=args.beta1,
+        beta2=args.beta2,
     ).validate()

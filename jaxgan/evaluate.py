@@ -60,13 +60,17 @@ def test_reference(n: int = N_TEST, seed: int = 0) -> Reference:
     return reference(data.load("test"), n, seed)
 
 
-def evaluate_samples(samples_NxD: np.ndarray, ref: Reference | None = None, k: int = PR_K) -> dict:
+def evaluate_samples(
+    samples_NxD: np.ndarray, ref: Reference | None = None, labels_N: np.ndarray | None = None, k: int = PR_K
+) -> dict:
     """Every metric of the samples (floats in [-1, 1] or uint8 pixels) against `ref`.
 
     `ref` defaults to as many test images as there are samples (FID depends on N:
     compare figures at the same N only). Returns n, fid, fd_logits,
     classifier_score, precision, recall, modes (classes hit), mode_kl (nats) and
-    class_histogram (the fraction of samples per predicted class).
+    class_histogram (the fraction of samples per predicted class); with the labels
+    a conditional G was asked for, also class_accuracy (the fraction the classifier
+    reads as the asked-for class).
     """
     ref = ref if ref is not None else test_reference(len(samples_NxD))
     features, logits = classifier.embed(classifier_params(), samples_NxD)
@@ -83,7 +87,13 @@ def evaluate_samples(samples_NxD: np.ndarray, ref: Reference | None = None, k: i
         "modes": modes,
         "mode_kl": mode_kl,
         "class_histogram": metrics.class_histogram(predicted_N).round(4).tolist(),
+        **({} if labels_N is None else {"class_accuracy": float(np.mean(predicted_N == np.asarray(labels_N)))}),
     }
+
+
+def sample_labels(num_classes: int, n: int) -> np.ndarray | None:
+    """The labels `generate_jax` asks a conditional G for (the classes in turn); None when unconditional."""
+    return np.arange(n) % num_classes if num_classes else None
 
 
 def predict(samples_NxD: np.ndarray) -> np.ndarray:
@@ -91,11 +101,16 @@ def predict(samples_NxD: np.ndarray) -> np.ndarray:
 
 
 def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np.ndarray:
-    """n samples [n, D] from the noise `reporting.fixed_noise(n, latent_dim, seed)`, in batches."""
+    """n samples [n, D] from the noise `reporting.fixed_noise(n, latent_dim, seed)`, in batches
+    (a conditional G's for `sample_labels(num_classes, n)`)."""
     from jaxgan.train import generate
 
     z_NxZ = reporting.fixed_noise(n, gan.latent_dim, seed)
-    return np.concatenate([np.asarray(generate(gan, g_params, z_NxZ[i : i + batch_size])) for i in range(0, n, batch_size)])
+    labels_N = sample_labels(gan.num_classes, n)
+    return np.concatenate([
+        np.asarray(generate(gan, g_params, z_NxZ[i : i + batch_size], None if labels_N is None else labels_N[i : i + batch_size]))
+        for i in range(0, n, batch_size)
+    ])
 
 
 def read_run_config(workdir: Path | str) -> dict:

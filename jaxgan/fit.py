@@ -23,7 +23,7 @@ from tqdm import tqdm
 from jaxgan import data, evaluate, parallel, reporting, runs, summaries
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import create_train_state, generate, make_gan
+from jaxgan.train import GAN, create_train_state, generate, make_gan
 
 GRID_SIZE = 64
 
@@ -34,10 +34,18 @@ def all_finite(tree) -> jax.Array:
 
 
 def fit(
-    config: Config, *, dtype=None, prng_impl: str = "threefry2x32", init_params: dict | None = None, devices: int | None = None
+    config: Config,
+    *,
+    gan: GAN | None = None,
+    dtype=None,
+    prng_impl: str = "threefry2x32",
+    init_params: dict | None = None,
+    devices: int | None = None,
 ) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
+    `gan` (a `jaxgan.train.GAN`: your own networks, losses or optimisers) replaces the
+    one `config` describes; `config` still sets the data, batch size, epochs and outputs.
     `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.
     `devices`: train on the first N devices (default: all of them, in every process).
@@ -45,11 +53,17 @@ def fit(
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
-    config.check_data_size(len(train))
+    config.check_data_size(len(train), train.image_shape)
     mesh = parallel.data_mesh(config.batch_size, devices)
+    image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
+    if gan is None:
+        gan = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes)
+    elif gan.data_dim != int(np.prod(image_shape)):
+        raise ConfigError(f"the GAN's data_dim is {gan.data_dim} but the images have {int(np.prod(image_shape))} values; build it with data_dim={int(np.prod(image_shape))}.")
     run_info = {
         **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
-        "image_shape": list(train.image_shape), "devices": mesh.size, "processes": jax.process_count(),
+        "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": mesh.size, "processes": jax.process_count(),
+        **({} if gan == make_gan(config, gan.data_dim, dtype, image_shape=image_shape, num_classes=num_classes) else {"model": "custom"}),
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     workdir, refusal = Path(config.workdir), None
@@ -63,13 +77,12 @@ def fit(
         raise ConfigError(refusal)
 
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
-    image_shape = train.image_shape
-    gan = make_gan(config, data_dim=images_NxD.shape[1], dtype=dtype)
+    labels_N = parallel.put_replicated(train.labels_N.astype(np.int32), mesh) if gan.num_classes else None
     state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
     state = parallel.put_replicated(state, mesh)
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
-        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, mesh, eval_reference)
+        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, mesh, eval_reference)
     finally:
         checkpointer.close()
     if parallel.is_main_process():
@@ -86,7 +99,7 @@ def fit(
     return workdir
 
 
-def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, run_info, mesh, eval_reference):
+def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, mesh, eval_reference):
     records, first_epoch = [], 1
     if config.resume:
         state, meta = checkpointer.restore_latest(state)
@@ -98,8 +111,8 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
         first_epoch = meta["epoch"] + 1
         if parallel.is_main_process():
             print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
-    z_grid = reporting.fixed_noise(GRID_SIZE, gan.latent_dim, config.seed)
-    steps_per_epoch = images_NxD.shape[0] // config.batch_size
+    z_grid, grid_labels, grid_cols = sample_grid_inputs(gan, config.seed)
+    steps_per_epoch = images_NxD.shape[0] // (config.batch_size * gan.d_steps)
     train_epoch = parallel.train_epoch(mesh, config.batch_size)
     main = parallel.is_main_process()
 
@@ -109,7 +122,7 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
     with log, tensorboard, runs.StopFlag() as stop, bar:
         for epoch in bar:
             start = time.perf_counter()
-            new_state, metrics = train_epoch(state, images_NxD)
+            new_state, metrics = train_epoch(state, images_NxD, labels_N)
             metrics, finite = jax.device_get((metrics, all_finite((new_state.g_params, new_state.d_params))))
             means = {k: float(np.mean(metrics[k])) for k in reporting.METRIC_KEYS}
             record = runs.epoch_record(epoch, int(new_state.step), means, time.perf_counter() - start, steps_per_epoch)
@@ -117,21 +130,31 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, image_shape, r
             state = new_state
             if main and config.eval_every and epoch % config.eval_every == 0:
                 samples = evaluate.generate_jax(gan, jax.device_get(state.g_params), config.eval_n, config.seed)
-                record |= evaluate.evaluate_samples(samples, eval_reference)
+                record |= evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
             log.write(record)
             tensorboard.scalars(record)
             records.append(record)
             bar.set_postfix(runs.progress(record))
             if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
                 # On this process's first device, from the replicated params' host copy.
-                samples = np.asarray(generate(gan, jax.device_get(state.g_params), z_grid))
-                reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
+                samples = np.asarray(generate(gan, jax.device_get(state.g_params), z_grid, grid_labels))
+                reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape, grid_cols)
                 tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
                 checkpointer.save(epoch, state, run_info)
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     return state, records
+
+
+def sample_grid_inputs(gan: GAN, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """(z_NxZ, labels_N, columns) of the fixed sample grid: 64 samples, or, for a
+    conditional GAN, one class a row with the same noise down each column."""
+    if not gan.num_classes:
+        return reporting.fixed_noise(GRID_SIZE, gan.latent_dim, seed), None, None
+    cols = 10
+    z_CxZ = reporting.fixed_noise(cols, gan.latent_dim, seed)
+    return np.tile(z_CxZ, (gan.num_classes, 1)), np.repeat(np.arange(gan.num_classes), cols), cols
 
 
 class _Silent:

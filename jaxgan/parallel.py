@@ -98,18 +98,17 @@ def put_replicated(tree, mesh: Mesh):
 
 @functools.cache
 def train_epoch(mesh: Mesh, batch_size: int):
-    """`train.scan_epoch` compiled for `mesh`: (state, images_NxD) -> (state, metrics per step).
+    """`train.scan_epoch` compiled for `mesh`: (state, images_NxD, labels_N) -> (state, metrics per step).
 
     State and images come in replicated, each batch is split along `data`, and the
     new state and metrics come out replicated.
     """
-    whole = replicated(mesh)
-    return jax.jit(
-        functools.partial(train.scan_epoch, batch_size=batch_size, batch_sharding=NamedSharding(mesh, P(DATA))),
-        in_shardings=(whole, whole),
-        out_shardings=(whole, whole),
-        donate_argnums=0,
-    )
+    whole, batch_sharding = replicated(mesh), NamedSharding(mesh, P(DATA))
+
+    def epoch(state, images_NxD, labels_N=None):
+        return train.scan_epoch(state, images_NxD, batch_size, batch_sharding, labels_N)
+
+    return jax.jit(epoch, in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0)
 
 
 def share_refusal(message: str | None) -> str | None:

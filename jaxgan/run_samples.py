@@ -27,13 +27,11 @@ def torch_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
 
 
 def jax_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
-    from jaxgan.config import Config
     from jaxgan.evaluate import generate_jax
     from jaxgan.fit import load_final_params
-    from jaxgan.train import make_gan
+    from jaxgan.train import gan_of_run
 
-    dtype = None if config.get("dtype", "float32") == "float32" else config["dtype"]
-    gan = make_gan(Config.from_dict(config), data_dim=int(np.prod(config.get("image_shape", (28, 28)))), dtype=dtype)
+    gan = gan_of_run(config, None if config.get("dtype", "float32") == "float32" else config["dtype"])
     return generate_jax(gan, load_final_params(workdir)["g_params"], n, seed)
 
 

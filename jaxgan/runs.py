@@ -24,10 +24,14 @@ from jaxgan.config import Config, ConfigError, UserError
 RUN_FIELDS = (
     "framework", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
     "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
+    "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2",
 )
 
 # What runs saved before a setting existed had: they still resume.
-RUN_DEFAULTS = {"dataset": "mnist"}
+RUN_DEFAULTS = {
+    "dataset": "mnist", "arch": "mlp", "dcgan_features": 64, "conditional": False, "d_loss": "bce",
+    "gp_weight": 0.0, "d_steps": 1, "beta1": 0.9, "beta2": 0.999,
+}
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 

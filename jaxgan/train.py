@@ -4,21 +4,29 @@ No I/O here. A step is the article's: D on real images against the real target
 and on G(fresh noise) against the fake target, one Adam step on D; then G on
 fresh noise against the real target through the updated D, one Adam step on G.
 Dropout in D is active in both halves, as in the article (D never leaves train mode).
+
+The same jitted step trains any `GAN`: other networks, other losses (`jaxgan.losses`),
+class labels, a gradient penalty and several D updates per G update.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from flax import linen as nn
 from flax import struct
+from jax.sharding import PartitionSpec as P
 
 from jaxgan import losses
 from jaxgan.data import to_unit_range
-from jaxgan.models import Discriminator, Generator
+from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -28,40 +36,92 @@ Metrics = dict[str, jax.Array]
 class GAN:
     """Everything static about a run: the two networks, their optimisers and the losses.
 
-    Plain values only, so two GANs built from equal configs compare equal and a
-    second run in the same process reuses the compiled step.
+    `generator`: any Flax module, `apply({"params": p}, z_BxZ[, labels_B=...])` -> x_BxD.
+    `discriminator`: any Flax module, `apply({"params": p}, x_BxD[, labels_B=...], train=...)`
+    -> logits_B (one score per sample; a "dropout" rng is passed when train=True).
+    `d_loss(real_logits_B, fake_logits_B)` and `g_loss(fake_logits_B)`: scalars
+    (`jaxgan.losses`, or your own pure functions).
+    `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
+    `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
+    `d_steps` D updates, each on its own batch, precede every G update.
+    `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
+
+    Keep fields plain values (or module-level functions, `losses.bind`) so two GANs
+    built from equal configs compare equal and a second run reuses the compiled step.
     """
 
-    generator: Generator
-    discriminator: Discriminator
+    generator: nn.Module
+    discriminator: nn.Module
     lr: float = 2e-4
     latent_dim: int = 128
     data_dim: int = 784
-    real_target: float = 1.0
-    fake_target: float = 0.0
-    g_loss: str = "non_saturating"
+    d_loss: Callable[[jax.Array, jax.Array], jax.Array] = losses.d_bce
+    g_loss: Callable[[jax.Array], jax.Array] = losses.g_non_saturating
+    num_classes: int = 0
+    gp_weight: float = 0.0
+    d_steps: int = 1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    g_optimizer: optax.GradientTransformation | None = None
+    d_optimizer: optax.GradientTransformation | None = None
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.lr)
+        return self.g_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.lr)
+        return self.d_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
 
 
-def make_gan(config, data_dim: int = 784, dtype: jnp.dtype | None = None, precision=None) -> GAN:
-    """The GAN a `jaxgan.config.Config` describes (the article's by default)."""
+def make_gan(
+    config, data_dim: int = 784, dtype: jnp.dtype | None = None, precision=None,
+    image_shape: tuple[int, ...] = (28, 28), num_classes: int = 10,
+) -> GAN:
+    """The GAN a `jaxgan.config.Config` describes (the article's by default).
+
+    `image_shape` matters for --arch dcgan only; `num_classes` for --conditional only.
+    """
+    classes = num_classes if config.conditional else 0
+    if config.arch == "dcgan":
+        generator = DCGenerator(tuple(image_shape), config.dcgan_features, classes, dtype, precision)
+        # No dropout: DCGAN's D has none (the article's 0.3 is for its MLP).
+        discriminator = DCDiscriminator(tuple(image_shape), config.dcgan_features, classes, 0.0, dtype, precision)
+    else:
+        generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes)
+        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes)
+    d_loss, g_loss = losses.D_LOSSES[config.d_loss], losses.G_LOSSES[config.g_loss]
+    if config.label_smoothing:  # BCE losses only (Config.validate)
+        d_loss = losses.bind(d_loss, real_target=config.real_target, fake_target=config.fake_target)
+        g_loss = losses.bind(g_loss, **({"real_target": config.real_target} if config.g_loss == "non_saturating" else {"fake_target": config.fake_target}))
     return GAN(
-        generator=Generator(tuple(config.g_features), data_dim, dtype, precision),
-        discriminator=Discriminator(tuple(config.d_features), config.dropout, dtype, precision),
+        generator=generator,
+        discriminator=discriminator,
         lr=config.lr,
         latent_dim=config.latent_dim,
         data_dim=data_dim,
-        real_target=config.real_target,
-        fake_target=config.fake_target,
-        g_loss=config.g_loss,
+        d_loss=d_loss,
+        g_loss=g_loss,
+        num_classes=classes,
+        gp_weight=config.gp_weight,
+        d_steps=config.d_steps,
+        beta1=config.beta1,
+        beta2=config.beta2,
     )
+
+
+def gan_of_run(run: dict, dtype: jnp.dtype | None = None) -> GAN:
+    """The GAN a finished run's config.json describes (for sampling and evaluation)."""
+    from jaxgan.config import Config, ConfigError
+
+    if run.get("model") == "custom":
+        raise ConfigError(
+            "this run was trained with a custom GAN (fit(gan=...)); rebuild that GAN and load its "
+            "weights with jaxgan.fit.load_final_params(workdir)."
+        )
+    image_shape = tuple(run.get("image_shape", (28, 28)))
+    data_dim = int(np.prod(image_shape))
+    return make_gan(Config.from_dict(run), data_dim, dtype, image_shape=image_shape, num_classes=run.get("num_classes") or 10)
 
 
 @struct.dataclass
@@ -86,11 +146,19 @@ def _given_params(drawn: Params, given: Params, which: str) -> Params:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
 
 
+def _labels(gan: GAN, labels_B: jax.Array | None, n: int) -> dict:
+    """The `labels_B` keyword of a conditional GAN's networks ({} for an unconditional one);
+    labels default to the classes in turn, 0, 1, ..., num_classes - 1, 0, ..."""
+    if not gan.num_classes:
+        return {}
+    return {"labels_B": jnp.arange(n) % gan.num_classes if labels_B is None else labels_B}
+
+
 def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None) -> TrainState:
     """A fresh state; `g_params`/`d_params`, when given, replace the drawn weights (e.g. weights converted from torch)."""
     g_key, d_key, train_key = jax.random.split(key, 3)
-    drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)))["params"]
-    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), train=False)["params"]
+    drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **_labels(gan, None, 1))["params"]
+    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), **_labels(gan, None, 1), train=False)["params"]
     g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
     d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
     return TrainState(
@@ -104,28 +172,59 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
     )
 
 
-def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array) -> jax.Array:
-    """G(z): images flattened to [B, data_dim], in [-1, 1]."""
-    return gan.generator.apply({"params": g_params}, z_BxZ)
+def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
+    """G(z): images flattened to [B, data_dim], in [-1, 1] (a conditional G's labels default to the classes in turn)."""
+    return gan.generator.apply({"params": g_params}, z_BxZ, **_labels(gan, labels_B, z_BxZ.shape[0]))
 
 
-def discriminate(gan: GAN, d_params: Params, x_BxD: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
+def discriminate(
+    gan: GAN, d_params: Params, x_BxD: jax.Array, dropout_key: jax.Array | None, labels_B: jax.Array | None = None
+) -> jax.Array:
     """D's logits; dropout is active when a key is given, off when it is None."""
     rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return gan.discriminator.apply({"params": d_params}, x_BxD, train=dropout_key is not None, rngs=rngs)
+    return gan.discriminator.apply(
+        {"params": d_params}, x_BxD, **_labels(gan, labels_B, x_BxD.shape[0]), train=dropout_key is not None, rngs=rngs
+    )
 
 
-def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key) -> tuple[jax.Array, Metrics]:
+def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None) -> tuple[jax.Array, Metrics]:
+    """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
+    gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)."""
     real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
-    real_logits_B = discriminate(gan, d_params, x_real_BxD, real_key)
-    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key)
-    loss = losses.discriminator_loss(real_logits_B, fake_logits_B, gan.real_target, gan.fake_target)
+    real_logits_B = discriminate(gan, d_params, x_real_BxD, real_key, labels_B)
+    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B)
+    loss = gan.d_loss(real_logits_B, fake_logits_B)
+    if gan.gp_weight:
+        mix_key, gp_dropout_key = jax.random.split(gp_key)
+        gp_dropout_key = None if dropout_key is None else gp_dropout_key
+        critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B)  # noqa: E731
+        loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
     return loss, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}
 
 
-def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key) -> jax.Array:
-    fake_logits_B = discriminate(gan, d_params, generate(gan, g_params, z_BxZ), dropout_key)
-    return losses.generator_loss(fake_logits_B, gan.g_loss, gan.real_target, gan.fake_target)
+def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key, labels_B=None) -> jax.Array:
+    fake_logits_B = discriminate(gan, d_params, generate(gan, g_params, z_BxZ, labels_B), dropout_key, labels_B)
+    return gan.g_loss(fake_logits_B)
+
+
+def d_update(state: TrainState, x_real_BxD, z_BxZ, dropout_key, labels_B=None, gp_key=None) -> tuple[TrainState, jax.Array, Metrics]:
+    """One Adam step of D on a real batch and G(z); the step counter is left alone."""
+    gan = state.gan
+    # The article does not detach G(z) here; D's gradients are the same either way.
+    x_fake_BxD = jax.lax.stop_gradient(generate(gan, state.g_params, z_BxZ, labels_B))
+    (d_loss, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+        state.d_params, gan, x_real_BxD, x_fake_BxD, dropout_key, labels_B, gp_key
+    )
+    d_updates, d_opt_state = gan.d_tx.update(d_grads, state.d_opt_state, state.d_params)
+    return state.replace(d_params=optax.apply_updates(state.d_params, d_updates), d_opt_state=d_opt_state), d_loss, d_metrics
+
+
+def g_update(state: TrainState, z_BxZ, dropout_key, labels_B=None) -> tuple[TrainState, jax.Array]:
+    """One Adam step of G through the current D; the step counter is left alone."""
+    gan = state.gan
+    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params, state.d_params, gan, z_BxZ, dropout_key, labels_B)
+    g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
+    return state.replace(g_params=optax.apply_updates(state.g_params, g_updates), g_opt_state=g_opt_state), g_loss
 
 
 def update(
@@ -135,28 +234,16 @@ def update(
     z_g_BxZ: jax.Array,
     d_dropout_key: jax.Array | None,
     g_dropout_key: jax.Array | None,
+    labels_B: jax.Array | None = None,
+    gp_key: jax.Array | None = None,
 ) -> tuple[TrainState, Metrics]:
-    """The article's step on given images and noise (dropout off where a key is None).
+    """The article's step on given images and noise (dropout off where a key is None): D, then G.
 
     Tests call this with the same numbers PyTorch gets.
     """
-    gan = state.gan
-    # The article does not detach G(z) here; D's gradients are the same either way.
-    x_fake_BxD = jax.lax.stop_gradient(generate(gan, state.g_params, z_d_BxZ))
-    (d_loss, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-        state.d_params, gan, x_real_BxD, x_fake_BxD, d_dropout_key
-    )
-    d_updates, d_opt_state = gan.d_tx.update(d_grads, state.d_opt_state, state.d_params)
-    d_params = optax.apply_updates(state.d_params, d_updates)
-
-    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params, d_params, gan, z_g_BxZ, g_dropout_key)
-    g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
-
-    new_state = state.replace(
-        step=state.step + 1, g_params=g_params, d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state
-    )
-    return new_state, {"d_loss": d_loss, "g_loss": g_loss, **d_metrics}
+    state, d_loss, d_metrics = d_update(state, x_real_BxD, z_d_BxZ, d_dropout_key, labels_B, gp_key)
+    state, g_loss = g_update(state, z_g_BxZ, g_dropout_key, labels_B)
+    return state.replace(step=state.step + 1), {"d_loss": d_loss, "g_loss": g_loss, **d_metrics}
 
 
 def _step_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:
@@ -171,44 +258,80 @@ def _along_batch(x: jax.Array, batch_sharding: jax.sharding.Sharding | None) -> 
     return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
 
 
-def _train_step(state: TrainState, x_real_BxD: jax.Array, batch_sharding=None) -> tuple[TrainState, Metrics]:
-    z_d_key, z_g_key, d_drop_key, g_drop_key = jax.random.split(_step_keys(state)[0], 4)
-    shape = (x_real_BxD.shape[0], state.gan.latent_dim)
+def _train_step(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.Array | None, batch_sharding=None):
+    """`gan.d_steps` = K D updates, the k-th on batch k, then one G update on fresh noise."""
+    gan = state.gan
+    noise_key = _step_keys(state)[0]
+    z_d_key, z_g_key, d_drop_key, g_drop_key = jax.random.split(noise_key, 4)
+    gp_key = jax.random.fold_in(noise_key, 1) if gan.gp_weight else None
+    labels_KxB = [None] * x_real_KxBxD.shape[0] if labels_KxB is None else labels_KxB
+    shape = (x_real_KxBxD.shape[1], gan.latent_dim)
     # Partitionable threefry: each device draws its own rows of the very numbers one device would.
-    z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
     z_g_BxZ = _along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
-    return update(state, x_real_BxD, z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key)
+    if gan.d_steps == 1:  # the article's step, keys as they always were
+        z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
+        return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, labels_KxB[0], gp_key)
+
+    def d_step(state, k):
+        fold = lambda key: None if key is None else jax.random.fold_in(key, k)  # noqa: E731
+        z_d_BxZ = _along_batch(jax.random.normal(fold(z_d_key), shape), batch_sharding)
+        labels_B = None if labels_KxB[0] is None else labels_KxB[k]
+        state, d_loss, d_metrics = d_update(state, x_real_KxBxD[k], z_d_BxZ, fold(d_drop_key), labels_B, fold(gp_key))
+        return state, {"d_loss": d_loss, **d_metrics}
+
+    state, d_metrics = jax.lax.scan(d_step, state, jnp.arange(gan.d_steps))
+    # The last D update's figures, as a d_steps=1 run reports its only one.
+    d_metrics = jax.tree.map(lambda m_K: m_K[-1], d_metrics)
+    state, g_loss = g_update(state, z_g_BxZ, g_drop_key, labels_KxB[-1])
+    return state.replace(step=state.step + 1), {"g_loss": g_loss, **d_metrics}
 
 
-train_step = jax.jit(_train_step, donate_argnums=0)
-train_step.__doc__ = """(state, x_real_BxD in [-1, 1]) -> (state, metrics): one step with fresh noise and dropout."""
+@functools.partial(jax.jit, donate_argnums=0)
+def train_step(state: TrainState, x_real: jax.Array, labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+    """One step with fresh noise and dropout: x_real_BxD in [-1, 1] (or x_real_KxBxD, one
+    batch per D update, when `gan.d_steps` = K > 1); labels_B (labels_KxB) for a conditional GAN."""
+    if x_real.ndim == 2:
+        x_real, labels = x_real[None], None if labels is None else labels[None]
+    if x_real.shape[0] != state.gan.d_steps:
+        raise ValueError(f"this GAN takes {state.gan.d_steps} batches a step (d_steps); got x_real of shape {x_real.shape}.")
+    return _train_step(state, x_real, labels)
 
 
 def epoch_batches(state: TrainState, n_images: int, batch_size: int) -> jax.Array:
-    """idx_NbxB: this epoch's shuffled image indices, drawn from the step at its start;
-    the last partial batch is dropped."""
-    n_batches = n_images // batch_size
+    """idx_SxKxB: this epoch's shuffled image indices, S steps of K = `gan.d_steps` batches,
+    drawn from the step at its start; the images left over are dropped."""
+    k = state.gan.d_steps
+    n_steps = n_images // (batch_size * k)
     perm_N = jax.random.permutation(_step_keys(state)[1], n_images)
-    return perm_N[: n_batches * batch_size].reshape(n_batches, batch_size)
+    return perm_N[: n_steps * k * batch_size].reshape(n_steps, k, batch_size)
 
 
 def scan_epoch(
-    state: TrainState, images_NxD: jax.Array, batch_size: int, batch_sharding: jax.sharding.Sharding | None = None
+    state: TrainState,
+    images_NxD: jax.Array,
+    batch_size: int,
+    batch_sharding: jax.sharding.Sharding | None = None,
+    labels_N: jax.Array | None = None,
 ) -> tuple[TrainState, Metrics]:
-    """One epoch: shuffle on the device, `lax.scan` over the batches (not jitted: see `train_epoch`).
+    """One epoch: shuffle on the device, `lax.scan` over the steps (not jitted: see `train_epoch`).
 
-    `images_NxD` are uint8 pixels resident on the device, scaled to [-1, 1] inside the step.
+    `images_NxD` are uint8 pixels resident on the device, scaled to [-1, 1] inside the step;
+    `labels_N` the class of each (a conditional GAN needs them).
     With `batch_sharding` (`jaxgan.parallel`), each batch and its noise are split along
     the batch axis: every device gathers and trains on its own rows.
-    Returns the new state and each metric per step, shape [n_batches].
+    Returns the new state and each metric per step, shape [steps].
     """
+    if state.gan.num_classes and labels_N is None:
+        raise ValueError("this GAN is conditional; pass labels_N.")
+    per_batch = None if batch_sharding is None else jax.sharding.NamedSharding(batch_sharding.mesh, P(None, *batch_sharding.spec))
 
-    def body(state, idx_B):
-        x_real_BxD = to_unit_range(images_NxD[_along_batch(idx_B, batch_sharding)])
-        return _train_step(state, x_real_BxD, batch_sharding)
+    def body(state, idx_KxB):
+        idx_KxB = _along_batch(idx_KxB, per_batch)
+        labels_KxB = None if labels_N is None or not state.gan.num_classes else labels_N[idx_KxB]
+        return _train_step(state, to_unit_range(images_NxD[idx_KxB]), labels_KxB, batch_sharding)
 
     return jax.lax.scan(body, state, epoch_batches(state, images_NxD.shape[0], batch_size))
 
 
 train_epoch = jax.jit(scan_epoch, static_argnames=("batch_size", "batch_sharding"), donate_argnums=0)
-train_epoch.__doc__ = """(state, images_NxD uint8, batch_size) -> (state, metrics per step): one epoch as one compiled call."""
+train_epoch.__doc__ = """(state, images_NxD uint8, batch_size, labels_N=None) -> (state, metrics per step): one epoch as one compiled call."""

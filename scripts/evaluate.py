@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan.data import DataError
+from jaxgan.config import UserError
 from jaxgan.run_samples import final_samples
 
 GRID = 60
@@ -50,6 +50,7 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     try:
+        labels = None
         if args.real:
             train = data.load("train")
             samples = train.flat_NxD[evaluate.choose(len(train), args.n, args.seed)]
@@ -58,9 +59,10 @@ def main(argv=None) -> int:
             workdir = Path(args.workdir)
             config = evaluate.read_run_config(workdir)
             samples = final_samples(workdir, config, args.n, args.seed)
+            labels = evaluate.sample_labels(config.get("num_classes", 0), args.n)
             source = {"source": str(workdir), "framework": config["framework"], "epochs": config["epochs"]}
-        figures = evaluate.evaluate_samples(samples, evaluate.test_reference(args.n, args.seed))
-    except (DataError, evaluate.RunError) as e:  # DataError covers the classifier's weights too
+        figures = evaluate.evaluate_samples(samples, evaluate.test_reference(args.n, args.seed), labels)
+    except (UserError, evaluate.RunError) as e:  # UserError covers DataError (the classifier's weights too)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:

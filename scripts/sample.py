@@ -15,11 +15,9 @@ def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarr
     import jax
 
     from jaxgan.checkpoint import Checkpointer
-    from jaxgan.train import create_train_state, generate, make_gan
+    from jaxgan.train import create_train_state, gan_of_run, generate
 
-    config = Config.from_dict(saved)
-    dtype = None if saved.get("dtype", "float32") == "float32" else saved["dtype"]
-    gan = make_gan(config, data_dim=int(np.prod(saved["image_shape"])), dtype=dtype)
+    gan = gan_of_run(saved, None if saved.get("dtype", "float32") == "float32" else saved["dtype"])
     like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))
     checkpointer = Checkpointer(workdir)
     try:

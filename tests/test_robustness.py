@@ -242,8 +242,8 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
     def poisoned_from_epoch_3(mesh, batch_size):
         real_epoch = real_factory(mesh, batch_size)
 
-        def epoch(state, images):
-            state, metrics = real_epoch(state, images)
+        def epoch(state, images, labels=None):
+            state, metrics = real_epoch(state, images, labels)
             if int(state.step) > 2 * 3:  # 3 steps an epoch
                 state = state.replace(g_params=jax.tree.map(lambda x: x * jnp.nan, state.g_params))
             return state, metrics

@@ -67,10 +67,10 @@ def test_metrics_are_the_articles_four_numbers(images_NxD):
 
 def test_train_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
     idx = np.asarray(train.epoch_batches(fresh_state(), len(images_NxD), 32))
-    assert idx.shape == (5, 32) and len(np.unique(idx)) == 160  # a permutation, no repeats
+    assert idx.shape == (5, 1, 32) and len(np.unique(idx)) == 160  # a permutation, no repeats
     state, per_step = fresh_state(), []
-    for idx_B in idx:
-        state, m = train.train_step(state, data.to_unit_range(images_NxD[idx_B]))
+    for idx_KxB in idx:
+        state, m = train.train_step(state, data.to_unit_range(images_NxD[idx_KxB]))
         per_step.append(m)
     scanned, metrics = train.train_epoch(fresh_state(), images_NxD, 32)
     assert int(scanned.step) == 5 and metrics["d_loss"].shape == (5,)
@@ -85,7 +85,7 @@ def test_epochs_draw_new_orders_and_drop_the_partial_batch(images_NxD):
     assert int(state.step) == 4
     first = np.asarray(train.epoch_batches(fresh_state(), 150, 32))
     second = np.asarray(train.epoch_batches(state, 150, 32))
-    assert first.shape == second.shape == (4, 32)
+    assert first.shape == second.shape == (4, 1, 32)
     assert not np.array_equal(first, second)
 
 

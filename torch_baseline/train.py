@@ -103,6 +103,11 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
     `init_state_dicts` ({"generator", "discriminator"}, as final.pt holds them)
     replaces the seed's initial weights; the seed still draws noise and order.
     """
+    if config.non_article_options():
+        raise ConfigError(
+            f"torch_baseline is the article's GAN only; {', '.join(config.non_article_options())} "
+            "is a jaxgan option: run it with scripts/train_jax.py."
+        )
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {

@@ -1,0 +1,208 @@
+"""The research options: conditional GANs, other losses, a gradient penalty, several D
+steps per G step, and a GAN of your own through the same jitted step and loop."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen as nn
+
+from conftest import load_script
+from jaxgan import data, evaluate, losses, train
+from jaxgan.config import Config, ConfigError
+from jaxgan.fit import fit, load_final_params
+
+SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
+
+
+def small(**changes) -> Config:
+    return Config(**{**SMALL.to_dict(), **changes})
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("train", subset=256)
+
+
+def state_of(config: Config, seed: int = 0) -> train.TrainState:
+    return train.create_train_state(train.make_gan(config), jax.random.key(seed))
+
+
+def test_conditional_networks_take_one_hot_labels_and_follow_them():
+    state = state_of(small(conditional=True))
+    # One-hot labels are appended to z and to x: 10 more inputs to each first layer.
+    assert state.g_params["hidden_0"]["kernel"].shape == (16 + 10, 64)
+    assert state.d_params["hidden_0"]["kernel"].shape == (784 + 10, 64)
+    z = jax.random.normal(jax.random.key(1), (4, 16))
+    as_zero = train.generate(state.gan, state.g_params, z, jnp.zeros(4, jnp.int32))
+    as_one = train.generate(state.gan, state.g_params, z, jnp.ones(4, jnp.int32))
+    assert float(jnp.abs(as_zero - as_one).max()) > 1e-3
+    # Without labels, a conditional G draws the classes in turn.
+    np.testing.assert_array_equal(train.generate(state.gan, state.g_params, z), train.generate(state.gan, state.g_params, z, jnp.arange(4)))
+    with pytest.raises(ValueError, match="conditional"):
+        train.train_epoch(state, jnp.zeros((64, 784), jnp.uint8), 32)
+
+
+def test_conditional_epoch_gathers_the_labels_of_its_images(mnist):
+    images, labels = jnp.asarray(mnist.flat_NxD), jnp.asarray(mnist.labels_N, jnp.int32)
+    idx = np.asarray(train.epoch_batches(state_of(small(conditional=True)), len(mnist), 32))
+    x0 = data.to_unit_range(images[idx[0]])
+    _, by_hand = train.train_step(state_of(small(conditional=True)), x0, labels[idx[0]])
+    _, scanned = train.train_epoch(state_of(small(conditional=True)), images, 32, labels_N=labels)
+    assert float(scanned["d_loss"][0]) == pytest.approx(float(by_hand["d_loss"]), rel=1e-5)
+    _, mislabelled = train.train_step(state_of(small(conditional=True)), x0, (labels[idx[0]] + 1) % 10)
+    assert float(mislabelled["d_loss"]) != pytest.approx(float(scanned["d_loss"][0]), rel=1e-5)
+
+
+def test_several_d_steps_each_on_its_own_batch(mnist):
+    state = state_of(small(d_steps=3))
+    idx = np.asarray(train.epoch_batches(state, len(mnist), 32))
+    assert idx.shape == (2, 3, 32) and len(np.unique(idx)) == 192  # 8 batches: 2 steps of 3, 2 batches left over
+    new_state, metrics = train.train_epoch(state, jnp.asarray(mnist.flat_NxD), 32)
+    assert int(new_state.step) == 2 and metrics["d_loss"].shape == (2,)
+    # Adam counts its updates: D was updated three times a step, G once.
+    assert int(new_state.d_opt_state[0].count) == 6 and int(new_state.g_opt_state[0].count) == 2
+    with pytest.raises(ValueError, match="3 batches a step"):
+        train.train_step(state_of(small(d_steps=3)), jnp.zeros((32, 784)))
+
+
+def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
+    plain, penalised = train.make_gan(small(d_loss="wasserstein", g_loss="wasserstein")), train.make_gan(
+        small(d_loss="wasserstein", g_loss="wasserstein", gp_weight=10.0)
+    )
+    state = train.create_train_state(plain, jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    x_fake = train.generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    gp_key = jax.random.key(2)
+    base, _ = train.d_loss_fn(state.d_params, plain, x_real, x_fake, None)
+    total, _ = train.d_loss_fn(state.d_params, penalised, x_real, x_fake, None, None, gp_key)
+    critic = lambda x: train.discriminate(plain, state.d_params, x, None)  # noqa: E731
+    penalty = losses.gradient_penalty(critic, x_real, x_fake, jax.random.split(gp_key)[0])
+    assert float(penalty) > 0.01
+    assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)
+
+
+@pytest.mark.parametrize("d_loss, g_loss", [("least_squares", "least_squares"), ("hinge", "hinge"), ("wasserstein", "wasserstein")])
+def test_each_loss_pair_trains_through_the_same_step(mnist, d_loss, g_loss):
+    gan = train.make_gan(small(d_loss=d_loss, g_loss=g_loss))
+    state = train.create_train_state(gan, jax.random.key(0))
+    x = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    z_d, z_g = jax.random.normal(jax.random.key(5), (2, 32, 16))
+    new_state, metrics = train.update(state, x, z_d, z_g, None, None)
+    real_B = train.discriminate(gan, state.d_params, x, None)
+    fake_B = train.discriminate(gan, state.d_params, train.generate(gan, state.g_params, z_d), None)
+    assert float(metrics["d_loss"]) == pytest.approx(float(losses.D_LOSSES[d_loss](real_B, fake_B)), rel=1e-5)
+    g_fake_B = train.discriminate(gan, new_state.d_params, train.generate(gan, state.g_params, z_g), None)
+    assert float(metrics["g_loss"]) == pytest.approx(float(losses.G_LOSSES[g_loss](g_fake_B)), rel=1e-5)
+
+
+def test_equal_configs_share_one_compiled_step(mnist):
+    images = jnp.asarray(mnist.flat_NxD)
+    config = small(label_smoothing=0.1, seed=4)
+    train.train_epoch(state_of(config), images, 32)
+    before = train.train_epoch._cache_size()
+    train.train_epoch(state_of(Config(**config.to_dict())), images, 32)
+    assert train.train_epoch._cache_size() == before
+
+
+def test_adam_betas_reach_the_optimiser():
+    state = state_of(small(beta1=0.5, beta2=0.9))
+    grads = jax.tree.map(jnp.ones_like, state.d_params)
+    _, opt = state.gan.d_tx.update(grads, state.d_opt_state, state.d_params)
+    # After one step Adam's first moment is (1 - beta1) * g, its second (1 - beta2) * g^2.
+    assert float(jax.tree.leaves(opt[0].mu)[0].ravel()[0]) == pytest.approx(0.5)
+    assert float(jax.tree.leaves(opt[0].nu)[0].ravel()[0]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"label_smoothing": 0.1, "d_loss": "hinge"}, "--label-smoothing sets BCE targets"),
+        ({"d_steps": 0}, "--d-steps must be at least 1"),
+        ({"gp_weight": -1.0}, "--gp-weight must be 0 or more"),
+        ({"beta1": 1.0}, "--beta1 and --beta2 must be in"),
+        ({"d_loss": "kl"}, "--d-loss must be one of"),
+        ({"arch": "resnet"}, "--arch must be one of"),
+    ],
+)
+def test_bad_research_options_are_refused_in_one_sentence(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        small(**changes).validate()
+
+
+def test_data_too_small_for_the_d_steps_or_the_arch_is_refused():
+    with pytest.raises(ConfigError, match="--d-steps 5 needs 5 batches a step but an epoch has 2"):
+        small(d_steps=5).check_data_size(64)
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        small(arch="dcgan").check_data_size(64, (30, 30))
+
+
+def test_torch_baseline_refuses_the_research_options(tmp_path, capsys):
+    code = load_script("train_torch").main(["--conditional", "--d-loss", "hinge", "--epochs", "1", "--workdir", str(tmp_path / "t")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "torch_baseline is the article's GAN only; --conditional, --d-loss is a jaxgan option" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_conditional_fit_draws_one_class_a_row_and_is_refused_on_resume_with_another_loss(tmp_path):
+    config = small(conditional=True, epochs=1, subset=256, workdir=str(tmp_path / "run"), sample_every=1)
+    workdir = fit(config)
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["conditional"] is True and saved["num_classes"] == 10 and "model" not in saved
+    grid = __import__("matplotlib.image").image.imread(workdir / "samples" / "epoch_0001.png")
+    # 10 rows and 10 columns of 28x28 images, 2 px apart, drawn at scale 2.
+    assert grid.shape[:2] == (2 * (10 * 30 + 2), 2 * (10 * 30 + 2))
+    with pytest.raises(ConfigError, match="d_loss='bce', this command has 'hinge'"):
+        fit(Config(**{**config.to_dict(), "epochs": 2, "resume": True, "d_loss": "hinge"}))
+
+
+def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mnist):
+    class G(nn.Module):
+        @nn.compact
+        def __call__(self, z_BxZ):
+            return jnp.tanh(nn.Dense(784)(nn.relu(nn.Dense(32)(z_BxZ))))
+
+    class D(nn.Module):
+        @nn.compact
+        def __call__(self, x_BxD, *, train):
+            return nn.Dense(1)(nn.leaky_relu(nn.Dense(32)(x_BxD), 0.2))[:, 0]
+
+    def d_loss(real_logits_B, fake_logits_B):
+        return losses.d_hinge(real_logits_B, fake_logits_B)
+
+    gan = train.GAN(G(), D(), latent_dim=8, d_loss=d_loss, g_loss=losses.g_hinge, g_optimizer=optax.sgd(0.01))
+    config = Config(epochs=2, batch_size=32, subset=256, workdir=str(tmp_path / "own"), sample_every=1, checkpoint_every=1)
+    workdir = fit(config, gan=gan)
+    for name in ("metrics.jsonl", "samples/epoch_0002.png", "losses.png", "checkpoints", "final_params"):
+        assert (workdir / name).exists(), name
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [8, 16]
+    params = load_final_params(workdir)
+    assert params["g_params"]["Dense_1"]["kernel"].shape == (8, 32)  # built second, applied first
+    assert json.loads((workdir / "config.json").read_text())["model"] == "custom"
+    samples = evaluate.generate_jax(gan, params["g_params"], 20, seed=0)
+    assert samples.shape == (20, 784) and np.all(np.abs(samples) <= 1)
+    # A run of a custom GAN cannot be rebuilt from its config.json: one sentence says what to do.
+    code = load_script("evaluate").main(["--workdir", str(workdir), "--n", "20"])
+    assert code == 2
+    with pytest.raises(ConfigError, match="custom GAN"):
+        train.gan_of_run(json.loads((workdir / "config.json").read_text()))
+    with pytest.raises(ConfigError, match="data_dim is 100"):
+        fit(Config(**{**config.to_dict(), "overwrite": True}), gan=train.GAN(G(), D(), latent_dim=8, data_dim=100))
+
+
+def test_ablate_trains_each_variant_for_the_same_budget_and_tabulates_it(tmp_path, capsys):
+    ablate = load_script("ablate")
+    flags = ["--epochs", "1", "--batch-size", "64", "--subset", "256", "--eval-n", "100", "--workdir", str(tmp_path)]
+    assert ablate.main(["--variants", "article,hinge", *flags]) == 0
+    info = json.loads((tmp_path / "results.json").read_text())
+    assert list(info["variants"]) == ["article", "hinge"]
+    for r in info["variants"].values():
+        assert r["steps"] == 4 and r["fid"] > 1.0 and 0.0 <= r["precision"] <= 1.0 and r["class_accuracy"] is None
+    assert "| hinge | hinge losses | 4 |" in (tmp_path / "table.md").read_text()
+    assert ablate.main(["--variants", "article,nope", *flags]) == 2
+    assert "--variants: unknown nope; choose from article" in capsys.readouterr().err
