@@ -82,3 +82,117 @@ class Discriminator(nn.Module):
 
 def param_count(params) -> int:
     return sum(x.size for x in jax.tree.leaves(params))
+
+
+def _image_hwc(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(H, W) or (H, W, C) -> (H, W, C), after checking the convolutional nets can halve H and W twice."""
+    hwc = tuple(image_shape) + (1,) * (len(image_shape) == 2)
+    if len(hwc) != 3 or min(hwc) < 1 or hwc[0] % 4 or hwc[1] % 4:
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with H and W positive multiples of 4, got {image_shape!r}.")
+    return hwc
+
+
+def _one_hot(labels_B: jax.Array | None, num_classes: int, dtype: jnp.dtype) -> jax.Array | None:
+    """one-hot labels_BxK for a conditional net (num_classes > 0), None for an unconditional one."""
+    if (labels_B is None) != (num_classes == 0):
+        raise ValueError(f"labels_B must be given exactly when num_classes > 0; num_classes is {num_classes}.")
+    return None if labels_B is None else jax.nn.one_hot(labels_B, num_classes, dtype=dtype)
+
+
+class ConvTranspose2x(nn.Module):
+    """`nn.ConvTranspose(features, (4, 4), (2, 2), "SAME")`: the same params and outputs, doubling H and W.
+
+    Computed as four 2x2 stride-1 convolutions, one per output phase: XLA's CPU backend
+    takes ~25x longer for the kernel gradient of a wide transposed convolution (128 -> 64 channels).
+    """
+
+    features: int
+    dtype: jnp.dtype | None = None
+    precision: jax.lax.PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, x_BxHxWxI: jax.Array) -> jax.Array:
+        B, H, W, I = x_BxHxWxI.shape
+        kernel_4x4xIxO = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, I, self.features), jnp.float32)
+        bias_O = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        x_BxHxWxI, kernel_4x4xIxO, bias_O = promote_dtype(x_BxHxWxI, kernel_4x4xIxO, bias_O, dtype=self.dtype)
+        # Even outputs read inputs m-1 and m through taps 0 and 2; odd ones m and m+1 through taps 1 and 3.
+        pads = ((1, 0), (0, 1))
+
+        def phase(a: int, b: int) -> jax.Array:
+            kernel_2x2xIxO = kernel_4x4xIxO[a::2, b::2]
+            return jax.lax.conv_general_dilated(
+                x_BxHxWxI, kernel_2x2xIxO, (1, 1), (pads[a], pads[b]), precision=self.precision,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+
+        y_BxHx2xWx2xO = jnp.stack([jnp.stack([phase(a, b) for b in (0, 1)], axis=3) for a in (0, 1)], axis=2)
+        return y_BxHx2xWx2xO.reshape(B, 2 * H, 2 * W, self.features) + bias_O
+
+
+class DCGenerator(nn.Module):
+    """z_BxZ -> x_BxD in [-1, 1], a DCGAN generator: Dense to (H/4, W/4, 2F), two 4x4 stride-2
+    transposed convolutions to (H/2, W/2, F) and (H, W, C), ReLU between, tanh last.
+
+    No normalisation, so params are the only collection: a per-sample LayerNorm in BatchNorm's
+    place did not clearly help. Conditional when `num_classes` > 0: one-hot labels are appended to z.
+    """
+
+    image_shape: tuple[int, ...] = (28, 28)
+    features: int = 32
+    num_classes: int = 0
+    dtype: jnp.dtype | None = None
+    precision: jax.lax.PrecisionLike = None
+
+    def __post_init__(self):
+        _image_hwc(self.image_shape)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
+        H, W, C = _image_hwc(self.image_shape)
+        F = self.features
+        onehot_BxK = _one_hot(labels_B, self.num_classes, z_BxZ.dtype)
+        h = z_BxZ if onehot_BxK is None else jnp.concatenate([z_BxZ, onehot_BxK], axis=-1)
+        h = nn.relu(nn.Dense((H // 4) * (W // 4) * 2 * F, dtype=self.dtype, precision=self.precision, name="project")(h))
+        h = h.reshape(-1, H // 4, W // 4, 2 * F)
+        h = nn.relu(ConvTranspose2x(F, self.dtype, self.precision, name="up_0")(h))
+        # Into C channels XLA's CPU backend is fast for the transposed convolution itself, faster than the phases.
+        up_1 = nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", dtype=self.dtype, precision=self.precision, name="up_1")
+        x_BxHxWxC = jnp.tanh(up_1(h))
+        return x_BxHxWxC.reshape(z_BxZ.shape[0], H * W * C).astype(jnp.float32)
+
+
+class DCDiscriminator(nn.Module):
+    """x_BxD -> logits_B, a DCGAN discriminator: two 4x4 stride-2 convolutions (F, then 2F
+    channels) with LeakyReLU(0.2) and optional Dropout, then Dense to one logit.
+
+    Nothing mixes samples, so it serves as a WGAN-GP critic. Conditional when `num_classes` > 0:
+    one-hot labels enter as K constant input channels.
+    """
+
+    image_shape: tuple[int, ...] = (28, 28)
+    features: int = 32
+    num_classes: int = 0
+    dropout: float = 0.0
+    dtype: jnp.dtype | None = None
+    precision: jax.lax.PrecisionLike = None
+
+    def __post_init__(self):
+        _image_hwc(self.image_shape)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x_BxD: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
+        H, W, C = _image_hwc(self.image_shape)
+        h = x_BxD.reshape(-1, H, W, C)
+        onehot_BxK = _one_hot(labels_B, self.num_classes, h.dtype)
+        if onehot_BxK is not None:
+            planes_BxHxWxK = jnp.broadcast_to(onehot_BxK[:, None, None, :], (*h.shape[:3], self.num_classes))
+            h = jnp.concatenate([h, planes_BxHxWxK], axis=-1)
+        conv = dict(kernel_size=(4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, precision=self.precision)
+        for i, width in enumerate((self.features, 2 * self.features)):
+            h = nn.leaky_relu(nn.Conv(width, **conv, name=f"down_{i}")(h), 0.2)
+            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = h.reshape(h.shape[0], -1)
+        return nn.Dense(1, dtype=self.dtype, precision=self.precision, name="out")(h)[:, 0].astype(jnp.float32)
