@@ -54,12 +54,12 @@ class Config:
     eval_n: int = 10_000
     # Research options (jaxgan only; torch_baseline is the article's model and refuses them).
     arch: str = "mlp"
-    dcgan_features: int = 64
+    dcgan_features: int = 32
     conditional: bool = False
     d_loss: str = "bce"
     gp_weight: float = 0.0
     d_steps: int = 1
-    beta1: float = 0.9
+    beta1: float | None = None  # None: the architecture's own (adam_beta1)
     beta2: float = 0.999
 
     @property
@@ -69,6 +69,14 @@ class Config:
     @property
     def fake_target(self) -> float:
         return self.label_smoothing
+
+    @property
+    def adam_beta1(self) -> float:
+        """--beta1, else the architecture's: 0.9 for the article's MLP (torch's default), 0.5 for
+        DCGAN (its paper's; with 0.9 its D wins and G collapses in our runs)."""
+        if self.beta1 is not None:
+            return self.beta1
+        return 0.5 if self.arch == "dcgan" else 0.9
 
     def validate(self) -> Config:
         """Returns self, or raises ConfigError naming the first bad field."""
@@ -91,7 +99,7 @@ class Config:
             ),
             (math.isfinite(self.gp_weight) and self.gp_weight >= 0, f"--gp-weight must be 0 or more (WGAN-GP uses 10), got {self.gp_weight}."),
             (self.d_steps >= 1, f"--d-steps must be at least 1 (WGAN-GP uses 5), got {self.d_steps}."),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}."),
+            (0 <= self.adam_beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}."),
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}."),
             (self.dcgan_features >= 1, f"--dcgan-features must be at least 1, got {self.dcgan_features}."),
             (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
@@ -139,7 +147,7 @@ class Config:
         d = Config()
         names = {
             "arch": "--arch", "dcgan_features": "--dcgan-features", "conditional": "--conditional", "d_loss": "--d-loss",
-            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "beta1": "--beta1", "beta2": "--beta2",
+            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "adam_beta1": "--beta1", "beta2": "--beta2",
         }
         out = [flag for field, flag in names.items() if getattr(self, field) != getattr(d, field)]
         if self.g_loss not in BCE_G_LOSSES:
@@ -189,7 +197,7 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
     r.add_argument("--d-loss", choices=D_LOSSES, default=d.d_loss, help="discriminator loss (the article: bce)")
     r.add_argument("--gp-weight", type=float, default=d.gp_weight, help="weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)")
     r.add_argument("--d-steps", type=int, default=d.d_steps, help="D updates per G update, each on its own batch (WGAN-GP: 5)")
-    r.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1 of both networks (the article: 0.9, torch's default)")
+    r.add_argument("--beta1", type=float, default=None, help="Adam beta1 of both networks (default: 0.9 for mlp, torch's default as in the article; 0.5 for dcgan)")
     r.add_argument("--beta2", type=float, default=d.beta2, help="Adam beta2 of both networks")
     return p
 

@@ -1,4 +1,4 @@
-"""The article's fully connected generator and discriminator, in Flax Linen.
+"""The article's fully connected generator and discriminator, and DCGAN-style convolutional ones, in Flax Linen.
 
 Weights and biases start as PyTorch's `nn.Linear` starts them (uniform in
 +-1/sqrt(fan_in)); the article's training depends on it.
@@ -149,8 +149,8 @@ class DCGenerator(nn.Module):
     """z_BxZ -> x_BxD in [-1, 1], a DCGAN generator: Dense to (H/4, W/4, 2F), two 4x4 stride-2
     transposed convolutions to (H/2, W/2, F) and (H, W, C), ReLU between, tanh last.
 
-    No normalisation: params are the only collection. Conditional when `num_classes` > 0:
-    one-hot labels are appended to z.
+    No normalisation, so params are the only collection: a per-sample LayerNorm in BatchNorm's
+    place did not clearly help. Conditional when `num_classes` > 0: one-hot labels are appended to z.
     """
 
     image_shape: tuple[int, ...] = (28, 28)

@@ -29,8 +29,8 @@ RUN_FIELDS = (
 
 # What runs saved before a setting existed had: they still resume.
 RUN_DEFAULTS = {
-    "dataset": "mnist", "arch": "mlp", "dcgan_features": 64, "conditional": False, "d_loss": "bce",
-    "gp_weight": 0.0, "d_steps": 1, "beta1": 0.9, "beta2": 0.999,
+    field: getattr(Config(), field)
+    for field in ("dataset", "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2")
 }
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130

@@ -105,7 +105,7 @@ def make_gan(
         num_classes=classes,
         gp_weight=config.gp_weight,
         d_steps=config.d_steps,
-        beta1=config.beta1,
+        beta1=config.adam_beta1,
         beta2=config.beta2,
     )
 

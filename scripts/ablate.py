@@ -31,8 +31,8 @@ VARIANTS = {
         "Wasserstein + gradient penalty 10, 5 D steps a G step, Adam(0.5, 0.9)",
     ),
     "conditional": ({"conditional": True}, "the article's GAN given one-hot labels"),
-    "dcgan": ({"arch": "dcgan", "beta1": 0.5}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
-    "dcgan-conditional": ({"arch": "dcgan", "beta1": 0.5, "conditional": True}, "the DCGAN given one-hot labels"),
+    "dcgan": ({"arch": "dcgan"}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
+    "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
 }
 COLUMNS = ("fid", "precision", "recall", "modes", "class_accuracy")
 
