@@ -89,8 +89,11 @@ def fit(
         reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
         summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
         g_params = jax.device_get(state.g_params)
+        steps = 10  # a conditional G draws row r as class r (mod num_classes)
+        row_labels = lambda n: None if not gan.num_classes else np.arange(n) // steps % gan.num_classes  # noqa: E731
         summaries.save_interpolation(
-            lambda z: generate(gan, g_params, z), workdir / "interpolation.png", image_shape, gan.latent_dim, config.seed
+            lambda z: generate(gan, g_params, z, row_labels(len(z))), workdir / "interpolation.png", image_shape,
+            gan.latent_dim, config.seed, steps=steps,
         )
     with ocp.StandardCheckpointer() as final:
         # Host copies: the saved params restore on any devices, not only on this run's mesh.

@@ -1,4 +1,5 @@
-"""Draw a grid of samples from the newest intact checkpoint of a jaxgan or torch_baseline run."""
+"""Draw a grid of samples from the newest intact checkpoint of a jaxgan or torch_baseline run
+(of a conditional run: one class a column)."""
 
 import argparse
 import json
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
         z_NxZ = reporting.fixed_noise(args.n, saved["latent_dim"], args.seed)
         draw = jax_samples if saved["framework"] == "jax" else torch_samples
         samples, epoch = draw(workdir, saved, z_NxZ)
-        reporting.save_grid(samples, Path(args.out), tuple(saved["image_shape"]))
+        # A conditional G draws the classes in turn: one class a column.
+        reporting.save_grid(samples, Path(args.out), tuple(saved["image_shape"]), saved.get("num_classes") or None)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

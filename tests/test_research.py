@@ -156,6 +156,9 @@ def test_conditional_fit_draws_one_class_a_row_and_is_refused_on_resume_with_ano
     grid = __import__("matplotlib.image").image.imread(workdir / "samples" / "epoch_0001.png")
     # 10 rows and 10 columns of 28x28 images, 2 px apart, drawn at scale 2.
     assert grid.shape[:2] == (2 * (10 * 30 + 2), 2 * (10 * 30 + 2))
+    # scripts/sample.py rebuilds the conditional G from config.json: 20 samples, one class a column.
+    assert load_script("sample").main(["--workdir", str(workdir), "--n", "20", "--out", str(tmp_path / "g.png")]) == 0
+    assert __import__("matplotlib.image").image.imread(tmp_path / "g.png").shape[:2] == (2 * (2 * 30 + 2), 2 * (10 * 30 + 2))
     with pytest.raises(ConfigError, match="d_loss='bce', this command has 'hinge'"):
         fit(Config(**{**config.to_dict(), "epochs": 2, "resume": True, "d_loss": "hinge"}))
 
@@ -187,8 +190,8 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
     samples = evaluate.generate_jax(gan, params["g_params"], 20, seed=0)
     assert samples.shape == (20, 784) and np.all(np.abs(samples) <= 1)
     # A run of a custom GAN cannot be rebuilt from its config.json: one sentence says what to do.
-    code = load_script("evaluate").main(["--workdir", str(workdir), "--n", "20"])
-    assert code == 2
+    assert load_script("evaluate").main(["--workdir", str(workdir), "--n", "20"]) == 2
+    assert load_script("sample").main(["--workdir", str(workdir), "--out", str(tmp_path / "g.png")]) == 2
     with pytest.raises(ConfigError, match="custom GAN"):
         train.gan_of_run(json.loads((workdir / "config.json").read_text()))
     with pytest.raises(ConfigError, match="data_dim is 100"):
