@@ -41,6 +41,7 @@ def fit(
     prng_impl: str = "threefry2x32",
     init_params: dict | None = None,
     devices: int | None = None,
+    per_step: bool | None = None,
 ) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
@@ -49,6 +50,9 @@ def fit(
     `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.
     `devices`: train on the first N devices (default: all of them, in every process).
+    `per_step`: one compiled call a step instead of one an epoch (`jaxgan.train.loop_epoch`, the
+    same numbers); None chooses it for `--arch dcgan` on the CPU, where XLA runs convolutions
+    about 10x slower inside the epoch's loop.
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
@@ -82,7 +86,10 @@ def fit(
     state = parallel.put_replicated(state, mesh)
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
-        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, mesh, eval_reference)
+        if per_step is None:
+            per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
+        train_epoch = parallel.train_epoch(mesh, config.batch_size, per_step)
+        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, train_epoch, eval_reference)
     finally:
         checkpointer.close()
     if parallel.is_main_process():
@@ -102,7 +109,7 @@ def fit(
     return workdir
 
 
-def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, mesh, eval_reference):
+def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, train_epoch, eval_reference):
     records, first_epoch = [], 1
     if config.resume:
         state, meta = checkpointer.restore_latest(state)
@@ -116,7 +123,6 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, imag
             print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
     z_grid, grid_labels, grid_cols = sample_grid_inputs(gan, config.seed)
     steps_per_epoch = images_NxD.shape[0] // (config.batch_size * gan.d_steps)
-    train_epoch = parallel.train_epoch(mesh, config.batch_size)
     main = parallel.is_main_process()
 
     bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs, disable=not main)

@@ -97,13 +97,20 @@ def put_replicated(tree, mesh: Mesh):
 
 
 @functools.cache
-def train_epoch(mesh: Mesh, batch_size: int):
-    """`train.scan_epoch` compiled for `mesh`: (state, images_NxD, labels_N) -> (state, metrics per step).
+def train_epoch(mesh: Mesh, batch_size: int, per_step: bool = False):
+    """`train.scan_epoch` compiled for `mesh`: (state, images_NxD, labels_N) -> (state, metrics per step);
+    with `per_step`, `train.loop_epoch` over `train.indexed_step` compiled for `mesh` (the same numbers).
 
     State and images come in replicated, each batch is split along `data`, and the
     new state and metrics come out replicated.
     """
     whole, batch_sharding = replicated(mesh), NamedSharding(mesh, P(DATA))
+    if per_step:
+        step = jax.jit(
+            functools.partial(train.indexed_step, batch_sharding=batch_sharding),
+            in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0,
+        )
+        return lambda state, images_NxD, labels_N=None: train.loop_epoch(step, state, images_NxD, batch_size, labels_N)
 
     def epoch(state, images_NxD, labels_N=None):
         return train.scan_epoch(state, images_NxD, batch_size, batch_sharding, labels_N)

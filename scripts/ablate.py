@@ -31,6 +31,10 @@ VARIANTS = {
         "Wasserstein + gradient penalty 10, 5 D steps a G step, Adam(0.5, 0.9)",
     ),
     "conditional": ({"conditional": True}, "the article's GAN given one-hot labels"),
+    "wgan-gp-conditional": (
+        {"conditional": True, "d_loss": "wasserstein", "g_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5, "beta1": 0.5, "beta2": 0.9},
+        "WGAN-GP given one-hot labels",
+    ),
     "dcgan": ({"arch": "dcgan"}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
     "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
 }

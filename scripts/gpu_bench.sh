@@ -14,9 +14,9 @@ OUT=${OUT:-gpu_results}
 PY=${PY:-python3}
 mkdir -p "$OUT"
 if [ -n "${TINY:-}" ]; then
-  BATCH=100; IMAGES=1000; STEPS=20; EPOCHS=2; SUBSET="--subset 1000"; SEEDS="0"
+  BATCH=100; IMAGES=1000; STEPS=20; EPOCHS=2; SUBSET="--subset 1000"; SEEDS="0"; ABLATE="--epochs 1 --eval-n 200"
 else
-  BATCH=6000; IMAGES=60000; STEPS=3000; EPOCHS=2000; SUBSET=""; SEEDS="0 1 2"
+  BATCH=6000; IMAGES=60000; STEPS=3000; EPOCHS=2000; SUBSET=""; SEEDS="0 1 2"; ABLATE="--epochs ${ABLATE_EPOCHS:-30}"
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"; } > "$OUT/device.txt"
 
@@ -47,3 +47,9 @@ table = "| run | wall s (incl. compile) | steps/s (last epoch) | D loss | G loss
 (out / "article_runs.md").write_text(table + "\n")
 print(table)
 PY
+
+# 3. Research options (issue 9): every variant of scripts/ablate.py for the same budget, FID at N=10,000.
+#    SKIP_ABLATE=1 leaves it out; ABLATE_EPOCHS sets the budget (epochs at batch 100).
+if [ -z "${SKIP_ABLATE:-}" ]; then
+  $PY scripts/ablate.py $ABLATE --batch-size 100 $SUBSET --workdir "$OUT/ablate" --overwrite 2>/dev/null | tail -12
+fi

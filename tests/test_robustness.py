@@ -239,8 +239,8 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
 
     real_factory = jaxgan.parallel.train_epoch
 
-    def poisoned_from_epoch_3(mesh, batch_size):
-        real_epoch = real_factory(mesh, batch_size)
+    def poisoned_from_epoch_3(mesh, batch_size, per_step=False):
+        real_epoch = real_factory(mesh, batch_size, per_step)
 
         def epoch(state, images, labels=None):
             state, metrics = real_epoch(state, images, labels)

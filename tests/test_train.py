@@ -132,3 +132,18 @@ def test_step_losses_use_the_configured_targets_and_g_loss(images_NxD, smoothing
     assert float(metrics["d_loss"]) == pytest.approx(float(expected_d), rel=1e-5)
     assert float(metrics["g_loss"]) == pytest.approx(float(expected_g), rel=1e-5)
     assert float(metrics["d_real"]) == pytest.approx(float(p_real.mean()), rel=1e-6)
+
+
+@pytest.mark.parametrize("changes", [{}, {"conditional": True, "d_steps": 2}])
+def test_loop_epoch_computes_what_the_scanned_epoch_does(images_NxD, changes):
+    """One compiled call a step (fit's choice for convolutions on the CPU) gives the scanned epoch's numbers."""
+    config = Config(**{**SMALL.to_dict(), **changes})
+    labels_N = jnp.arange(len(images_NxD)) % 10
+    scanned, scanned_metrics = train.train_epoch(fresh_state(config=config), images_NxD, 32, labels_N=labels_N)
+    step = jax.jit(train.indexed_step, donate_argnums=0)
+    looped, looped_metrics = train.loop_epoch(step, fresh_state(config=config), images_NxD, 32, labels_N)
+    assert looped_metrics["d_loss"].shape == scanned_metrics["d_loss"].shape == (5 // config.d_steps,)
+    for a, b in zip(leaves(looped), leaves(scanned), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for k in scanned_metrics:
+        np.testing.assert_allclose(looped_metrics[k], scanned_metrics[k], rtol=1e-5)
