@@ -99,7 +99,8 @@ class Config:
             ),
             (math.isfinite(self.gp_weight) and self.gp_weight >= 0, f"--gp-weight must be 0 or more (WGAN-GP uses 10), got {self.gp_weight}."),
             (self.d_steps >= 1, f"--d-steps must be at least 1 (WGAN-GP uses 5), got {self.d_steps}."),
-            (0 <= self.adam_beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}."),
+            (0 <= self.adam_beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.adam_beta1} and {self.beta2}."),
+            (not (self.conditional and self.digit is not None), "--conditional learns every class; it cannot be combined with --digit."),
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}."),
             (self.dcgan_features >= 1, f"--dcgan-features must be at least 1, got {self.dcgan_features}."),
             (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
@@ -126,15 +127,17 @@ class Config:
                 raise ConfigError(message)
         return self
 
-    def check_data_size(self, n_images: int, image_shape: tuple[int, ...] = (28, 28)) -> None:
+    def check_data_size(self, n_images: int, image_shape: tuple[int, ...] = (28, 28), d_steps: int | None = None) -> None:
+        """`d_steps`: the GAN's, when it is not the one this config describes."""
+        d_steps = self.d_steps if d_steps is None else d_steps
         if self.batch_size > n_images:
             raise ConfigError(
                 f"--batch-size {self.batch_size} is larger than the {n_images} training images; "
                 f"choose at most {n_images}."
             )
-        if n_images // self.batch_size < self.d_steps:
+        if n_images // self.batch_size < d_steps:
             raise ConfigError(
-                f"--d-steps {self.d_steps} needs {self.d_steps} batches a step but an epoch has "
+                f"--d-steps {d_steps} needs {d_steps} batches a step but an epoch has "
                 f"{n_images // self.batch_size}; lower --d-steps or --batch-size."
             )
         if self.arch == "dcgan" and (image_shape[0] % 4 or image_shape[1] % 4):
@@ -147,9 +150,11 @@ class Config:
         d = Config()
         names = {
             "arch": "--arch", "dcgan_features": "--dcgan-features", "conditional": "--conditional", "d_loss": "--d-loss",
-            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "adam_beta1": "--beta1", "beta2": "--beta2",
+            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "beta2": "--beta2",
         }
         out = [flag for field, flag in names.items() if getattr(self, field) != getattr(d, field)]
+        if self.beta1 not in (None, 0.9):
+            out.append("--beta1")
         if self.g_loss not in BCE_G_LOSSES:
             out.append(f"--g-loss {self.g_loss}")
         return out
@@ -179,6 +184,7 @@ def build_parser(description: str, default_workdir: str) -> argparse.ArgumentPar
         "--label-smoothing", type=float, default=d.label_smoothing,
         help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
     )
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate after each hidden layer of the MLP discriminator (the article: 0.3)")
     p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss (the article: non_saturating; torch_baseline also runs minimax)")
     p.add_argument("--dataset", default=d.dataset, help="mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)")
     p.add_argument("--data-dir", default=None, help="mnist and fashion_mnist: a folder of the four standard IDX files; tfds:NAME: TFDS's data folder")
@@ -212,6 +218,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         digit=args.digit,
         label_smoothing=args.label_smoothing,
         g_loss=args.g_loss,
+        dropout=args.dropout,
         dataset=args.dataset,
         data_dir=args.data_dir,
         workdir=args.workdir,

@@ -57,17 +57,20 @@ def fit(
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
-    config.check_data_size(len(train), train.image_shape)
-    mesh = parallel.data_mesh(config.batch_size, devices)
     image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
-    if gan is None:
-        gan = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes)
-    elif gan.data_dim != int(np.prod(image_shape)):
-        raise ConfigError(f"the GAN's data_dim is {gan.data_dim} but the images have {int(np.prod(image_shape))} values; build it with data_dim={int(np.prod(image_shape))}.")
+    article_like = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes)
+    gan = gan or article_like
+    config.check_data_size(len(train), image_shape, gan.d_steps)
+    init_key = jax.random.key(config.seed, impl=prng_impl)
+    _check_gan(gan, image_shape, num_classes, init_key)
+    mesh = parallel.data_mesh(config.batch_size, devices)
+    custom = gan != article_like
     run_info = {
         **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
+        "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
         "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": mesh.size, "processes": jax.process_count(),
-        **({} if gan == make_gan(config, gan.data_dim, dtype, image_shape=image_shape, num_classes=num_classes) else {"model": "custom"}),
+        # A custom GAN is described by what it is, not by the config's research fields.
+        "model": gan.describe() if custom else None,
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     workdir, refusal = Path(config.workdir), None
@@ -82,7 +85,7 @@ def fit(
 
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     labels_N = parallel.put_replicated(train.labels_N.astype(np.int32), mesh) if gan.num_classes else None
-    state = create_train_state(gan, jax.random.key(config.seed, impl=prng_impl), **(init_params or {}))
+    state = create_train_state(gan, init_key, **(init_params or {}))
     state = parallel.put_replicated(state, mesh)
     checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
     try:
@@ -154,6 +157,24 @@ def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, imag
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     return state, records
+
+
+def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: jax.Array) -> None:
+    """ConfigError, before anything is written, when a GAN does not fit the data or its networks
+    do not take the calls the training makes."""
+    data_dim = int(np.prod(image_shape))
+    if gan.data_dim != data_dim:
+        raise ConfigError(f"the GAN's data_dim is {gan.data_dim} but the images have {data_dim} values; build it with data_dim={data_dim}.")
+    if gan.num_classes and gan.num_classes < num_classes:
+        raise ConfigError(f"the GAN has num_classes={gan.num_classes} but the labels go up to {num_classes - 1}; build it with num_classes={num_classes}.")
+    try:
+        jax.eval_shape(lambda k: create_train_state(gan, k), key)
+    except (TypeError, ValueError) as e:
+        labels = ", labels_B" if gan.num_classes else ""
+        raise ConfigError(
+            f"the GAN's networks do not take the training's calls ({str(e).splitlines()[0]}); G must take (z_BxZ{labels}) "
+            f"and D (x_BxD{labels}, *, train) and return [B, {data_dim}] images and [B] logits."
+        ) from None
 
 
 def sample_grid_inputs(gan: GAN, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:

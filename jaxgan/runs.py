@@ -22,7 +22,7 @@ from jaxgan.config import Config, ConfigError, UserError
 
 # Settings that define a run: resuming with any of them changed would continue a different run.
 RUN_FIELDS = (
-    "framework", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
+    "framework", "model", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
     "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
     "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2",
 )
@@ -31,7 +31,7 @@ RUN_FIELDS = (
 RUN_DEFAULTS = {
     field: getattr(Config(), field)
     for field in ("dataset", "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2")
-}
+} | {"beta1": 0.9, "model": None}  # runs before --beta1 trained with torch's 0.9
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -95,6 +95,11 @@ def check_same_run(saved: dict, current: dict) -> None:
     for field in RUN_FIELDS:
         if field in saved or field in current:
             was, now = (normalise(run.get(field, RUN_DEFAULTS.get(field))) for run in (saved, current))
+            if was != now and field == "model":
+                raise ConfigError(
+                    f"cannot resume: the run in this workdir was trained with another GAN ({was or 'the one its config describes'}); "
+                    "resume it with the same networks, losses and settings (fit(gan=...)) or use another --workdir."
+                )
             if was != now:
                 flag = "--" + field.replace("_", "-")
                 raise ConfigError(

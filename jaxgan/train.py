@@ -65,6 +65,27 @@ class GAN:
     g_optimizer: optax.GradientTransformation | None = None
     d_optimizer: optax.GradientTransformation | None = None
 
+    def __post_init__(self):
+        checks = [
+            (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
+            (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
+            (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
+            (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def describe(self) -> str:
+        """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
+        name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))  # noqa: E731
+        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({self.lr}, {self.beta1}, {self.beta2})"
+        return (
+            f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
+            f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
+            f"d_steps={self.d_steps}; optimisers={optimisers}"
+        )
+
     @property
     def g_tx(self) -> optax.GradientTransformation:
         return self.g_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
@@ -114,7 +135,7 @@ def gan_of_run(run: dict, dtype: jnp.dtype | None = None) -> GAN:
     """The GAN a finished run's config.json describes (for sampling and evaluation)."""
     from jaxgan.config import Config, ConfigError
 
-    if run.get("model") == "custom":
+    if run.get("model"):
         raise ConfigError(
             "this run was trained with a custom GAN (fit(gan=...)); rebuild that GAN and load its "
             "weights with jaxgan.fit.load_final_params(workdir)."
@@ -146,19 +167,26 @@ def _given_params(drawn: Params, given: Params, which: str) -> Params:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
 
 
-def _labels(gan: GAN, labels_B: jax.Array | None, n: int) -> dict:
-    """The `labels_B` keyword of a conditional GAN's networks ({} for an unconditional one);
-    labels default to the classes in turn, 0, 1, ..., num_classes - 1, 0, ..."""
+def classes_in_turn(num_classes: int, n: int) -> np.ndarray:
+    """0, 1, ..., num_classes - 1, 0, ...: the labels a conditional G draws when none are given."""
+    return np.arange(n) % num_classes
+
+
+def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
+    """The `labels_B` keyword of a conditional GAN's networks ({} for an unconditional one)."""
     if not gan.num_classes:
         return {}
-    return {"labels_B": jnp.arange(n) % gan.num_classes if labels_B is None else labels_B}
+    if labels_B is None:
+        raise ValueError(f"this GAN is conditional (num_classes={gan.num_classes}); pass the labels of the batch.")
+    return {"labels_B": labels_B}
 
 
 def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None) -> TrainState:
     """A fresh state; `g_params`/`d_params`, when given, replace the drawn weights (e.g. weights converted from torch)."""
     g_key, d_key, train_key = jax.random.split(key, 3)
-    drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **_labels(gan, None, 1))["params"]
-    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), **_labels(gan, None, 1), train=False)["params"]
+    label = _labels(gan, jnp.zeros((1,), jnp.int32)) if gan.num_classes else {}
+    drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **label)["params"]
+    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), **label, train=False)["params"]
     g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
     d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
     return TrainState(
@@ -174,7 +202,9 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
 
 def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
     """G(z): images flattened to [B, data_dim], in [-1, 1] (a conditional G's labels default to the classes in turn)."""
-    return gan.generator.apply({"params": g_params}, z_BxZ, **_labels(gan, labels_B, z_BxZ.shape[0]))
+    if gan.num_classes and labels_B is None:
+        labels_B = classes_in_turn(gan.num_classes, z_BxZ.shape[0])
+    return gan.generator.apply({"params": g_params}, z_BxZ, **_labels(gan, labels_B))
 
 
 def discriminate(
@@ -183,7 +213,7 @@ def discriminate(
     """D's logits; dropout is active when a key is given, off when it is None."""
     rngs = None if dropout_key is None else {"dropout": dropout_key}
     return gan.discriminator.apply(
-        {"params": d_params}, x_BxD, **_labels(gan, labels_B, x_BxD.shape[0]), train=dropout_key is not None, rngs=rngs
+        {"params": d_params}, x_BxD, **_labels(gan, labels_B), train=dropout_key is not None, rngs=rngs
     )
 
 
@@ -195,6 +225,8 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
     fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B)
     loss = gan.d_loss(real_logits_B, fake_logits_B)
     if gan.gp_weight:
+        if gp_key is None:
+            raise ValueError("this GAN has a gradient penalty (gp_weight > 0); pass gp_key, the key of its mixing weights.")
         mix_key, gp_dropout_key = jax.random.split(gp_key)
         gp_dropout_key = None if dropout_key is None else gp_dropout_key
         critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B)  # noqa: E731
@@ -262,13 +294,14 @@ def _train_step(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.Arra
     """`gan.d_steps` = K D updates, the k-th on batch k, then one G update on fresh noise."""
     gan = state.gan
     noise_key = _step_keys(state)[0]
-    z_d_key, z_g_key, d_drop_key, g_drop_key = jax.random.split(noise_key, 4)
-    gp_key = jax.random.fold_in(noise_key, 1) if gan.gp_weight else None
+    # split(key, 5)[:4] == split(key, 4): the article's step keeps the keys it always had.
+    z_d_key, z_g_key, d_drop_key, g_drop_key, gp_key = jax.random.split(noise_key, 5)
+    gp_key = gp_key if gan.gp_weight else None
     labels_KxB = [None] * x_real_KxBxD.shape[0] if labels_KxB is None else labels_KxB
     shape = (x_real_KxBxD.shape[1], gan.latent_dim)
     # Partitionable threefry: each device draws its own rows of the very numbers one device would.
     z_g_BxZ = _along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
-    if gan.d_steps == 1:  # the article's step, keys as they always were
+    if gan.d_steps == 1:  # the article's step: no scan of one, keys as they always were
         z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
         return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, labels_KxB[0], gp_key)
 

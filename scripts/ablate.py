@@ -21,18 +21,19 @@ from pathlib import Path
 from jaxgan.config import Config, ConfigError
 from jaxgan.runs import run_cli
 
-# name -> (Config changes, what it is). WGAN-GP and DCGAN use their papers' Adam betas.
+# name -> (Config changes, what it is). WGAN-GP and DCGAN use their papers' Adam betas; WGAN-GP's
+# critic has no dropout (its penalty is on the gradient of one deterministic function).
 VARIANTS = {
     "article": ({}, "the article: MLP, BCE, non-saturating G"),
     "lsgan": ({"d_loss": "least_squares", "g_loss": "least_squares"}, "least-squares losses (LSGAN)"),
     "hinge": ({"d_loss": "hinge", "g_loss": "hinge"}, "hinge losses"),
     "wgan-gp": (
-        {"d_loss": "wasserstein", "g_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5, "beta1": 0.5, "beta2": 0.9},
-        "Wasserstein + gradient penalty 10, 5 D steps a G step, Adam(0.5, 0.9)",
+        {"d_loss": "wasserstein", "g_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5, "beta1": 0.5, "beta2": 0.9, "dropout": 0.0},
+        "Wasserstein + gradient penalty 10, 5 D steps a G step, Adam(0.5, 0.9), no dropout",
     ),
     "conditional": ({"conditional": True}, "the article's GAN given one-hot labels"),
     "wgan-gp-conditional": (
-        {"conditional": True, "d_loss": "wasserstein", "g_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5, "beta1": 0.5, "beta2": 0.9},
+        {"conditional": True, "d_loss": "wasserstein", "g_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5, "beta1": 0.5, "beta2": 0.9, "dropout": 0.0},
         "WGAN-GP given one-hot labels",
     ),
     "dcgan": ({"arch": "dcgan"}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
@@ -69,21 +70,33 @@ def main(argv=None) -> int:
 
 
 def ablate(configs: dict[str, Config], workdir: Path) -> Path:
-    import jax
-
     from jaxgan import evaluate, runs
     from jaxgan.fit import fit, load_final_params
     from jaxgan.train import gan_of_run
 
-    reference = evaluate.test_reference(next(iter(configs.values())).eval_n, next(iter(configs.values())).seed)
-    results = {}
+    first = next(iter(configs.values()))
+    reference = evaluate.test_reference(first.eval_n, first.seed)
+    if not first.overwrite:  # refuse an existing variant run before training any
+        for config in configs.values():
+            if (Path(config.workdir) / "metrics.jsonl").exists():
+                raise ConfigError(f"{config.workdir} already holds a run; pass --overwrite or choose another --workdir.")
+    # Results of other variants measured earlier at the same N stay in the table; these replace their own.
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved = json.loads((workdir / "results.json").read_text()) if (workdir / "results.json").exists() else {}
+    budget = lambda r: (r.get("epochs"), r.get("batch_size"), r.get("subset"), r.get("seed"))  # noqa: E731
+    same = (first.epochs, first.batch_size, first.subset, first.seed)
+    results = {n: r for n, r in saved.get("variants", {}).items() if saved.get("eval_n") == first.eval_n and budget(r) == same}
     for name, config in configs.items():
         start = time.perf_counter()
         try:
             run_dir = fit(config)
         except runs.Diverged as e:  # a variant that blows up is a result too
-            results[name] = {"what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "diverged": str(e)}
+            results[name] = {
+                "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
+                "subset": config.subset, "seed": config.seed, "diverged": str(e),
+            }
             print(f"{name}: diverged: {e}")
+            _write(workdir, first.eval_n, results)
             continue
         seconds = time.perf_counter() - start
         gan = gan_of_run(json.loads((run_dir / "config.json").read_text()))
@@ -91,15 +104,23 @@ def ablate(configs: dict[str, Config], workdir: Path) -> Path:
         figures = evaluate.evaluate_samples(samples, reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
         last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
         results[name] = {
-            "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "steps": last["step"],
+            "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
+            "subset": config.subset, "seed": config.seed, "steps": last["step"],
             "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS},
         }
         print(f"{name}: FID {figures['fid']:.1f} after {config.epochs} epochs ({seconds:.0f} s)")
-    info = {"device": str(jax.devices()[0]), "eval_n": next(iter(configs.values())).eval_n, "variants": results}
+        _write(workdir, first.eval_n, results)
+    print(table(json.loads((workdir / "results.json").read_text())))
+    return workdir
+
+
+def _write(workdir: Path, eval_n: int, results: dict) -> None:
+    """results.json and table.md as they stand, after each variant (a later failure loses nothing)."""
+    import jax
+
+    info = {"device": str(jax.devices()[0]), "eval_n": eval_n, "variants": dict(sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0])))}
     (workdir / "results.json").write_text(json.dumps(info, indent=2))
     (workdir / "table.md").write_text(table(info))
-    print(table(info))
-    return workdir
 
 
 def table(info: dict) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import build_parser, config_from_args
+from jaxgan.config import ConfigError, build_parser, config_from_args
 from jaxgan.runs import run_cli
 
 # The lock-step check: a few steps from the same weights on the same batches and
@@ -255,6 +255,11 @@ def main(argv=None) -> int:
 
     def run():
         config = config_from_args(args)
+        if config.non_article_options():
+            raise ConfigError(
+                f"compare.py runs the article's GAN in both frameworks; {', '.join(config.non_article_options())} "
+                "is a jaxgan option: compare variants with scripts/ablate.py."
+            )
         from torch_baseline.train import resolve_device
 
         return compare(config, device=resolve_device(args.device), loader=args.loader, argv=argv)

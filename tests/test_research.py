@@ -126,6 +126,7 @@ def test_adam_betas_reach_the_optimiser():
         ({"beta1": 1.0}, "--beta1 and --beta2 must be in"),
         ({"d_loss": "kl"}, "--d-loss must be one of"),
         ({"arch": "resnet"}, "--arch must be one of"),
+        ({"conditional": True, "digit": 3}, "--conditional learns every class; it cannot be combined with --digit"),
     ],
 )
 def test_bad_research_options_are_refused_in_one_sentence(changes, message):
@@ -146,13 +147,16 @@ def test_torch_baseline_refuses_the_research_options(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "torch_baseline is the article's GAN only; --conditional, --d-loss is a jaxgan option" in err
     assert not (tmp_path / "t").exists()
+    assert load_script("compare").main(["--arch", "dcgan", "--epochs", "1", "--workdir", str(tmp_path / "c")]) == 2
+    assert "compare.py runs the article's GAN in both frameworks; --arch is a jaxgan option" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_conditional_fit_draws_one_class_a_row_and_is_refused_on_resume_with_another_loss(tmp_path):
     config = small(conditional=True, epochs=1, subset=256, workdir=str(tmp_path / "run"), sample_every=1)
     workdir = fit(config)
     saved = json.loads((workdir / "config.json").read_text())
-    assert saved["conditional"] is True and saved["num_classes"] == 10 and "model" not in saved
+    assert saved["conditional"] is True and saved["num_classes"] == 10 and saved["model"] is None
     grid = __import__("matplotlib.image").image.imread(workdir / "samples" / "epoch_0001.png")
     # 10 rows and 10 columns of 28x28 images, 2 px apart, drawn at scale 2.
     assert grid.shape[:2] == (2 * (10 * 30 + 2), 2 * (10 * 30 + 2))
@@ -186,7 +190,7 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
     assert [r["step"] for r in records] == [8, 16]
     params = load_final_params(workdir)
     assert params["g_params"]["Dense_1"]["kernel"].shape == (8, 32)  # built second, applied first
-    assert json.loads((workdir / "config.json").read_text())["model"] == "custom"
+    assert json.loads((workdir / "config.json").read_text())["model"].startswith("G=G(")
     samples = evaluate.generate_jax(gan, params["g_params"], 20, seed=0)
     assert samples.shape == (20, 784) and np.all(np.abs(samples) <= 1)
     # A run of a custom GAN cannot be rebuilt from its config.json: one sentence says what to do.
@@ -196,6 +200,35 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
         train.gan_of_run(json.loads((workdir / "config.json").read_text()))
     with pytest.raises(ConfigError, match="data_dim is 100"):
         fit(Config(**{**config.to_dict(), "overwrite": True}), gan=train.GAN(G(), D(), latent_dim=8, data_dim=100))
+    # Resuming it as the article's GAN (or with another custom one) is refused, and nothing moves.
+    with pytest.raises(ConfigError, match="trained with another GAN"):
+        fit(Config(**{**config.to_dict(), "epochs": 3, "resume": True}))
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["1", "2"]
+    assert not (workdir / "checkpoints.corrupt").exists()
+
+
+def test_a_gan_whose_networks_do_not_fit_the_calls_is_refused_before_anything_is_written(tmp_path):
+    class D(nn.Module):  # no `train` keyword
+        @nn.compact
+        def __call__(self, x_BxD):
+            return nn.Dense(1)(x_BxD)[:, 0]
+
+    class G(nn.Module):
+        @nn.compact
+        def __call__(self, z_BxZ):
+            return jnp.tanh(nn.Dense(784)(z_BxZ))
+
+    config = Config(epochs=1, batch_size=32, subset=64, workdir=str(tmp_path / "bad"))
+    with pytest.raises(ConfigError, match=r"G must take \(z_BxZ\) and D \(x_BxD, \*, train\)"):
+        fit(config, gan=train.GAN(G(), D(), latent_dim=8))
+    with pytest.raises(ConfigError, match="num_classes=3 but the labels go up to 9"):
+        fit(config, gan=train.GAN(G(), D(), latent_dim=8, num_classes=3))
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="GAN.d_steps must be at least 1"):
+        train.GAN(G(), D(), d_steps=0)
+    # A conditional GAN trained without labels would learn nothing of them: refused.
+    with pytest.raises(ValueError, match="pass the labels of the batch"):
+        train.train_step(state_of(small(conditional=True)), jnp.zeros((32, 784)))
 
 
 def test_ablate_trains_each_variant_for_the_same_budget_and_tabulates_it(tmp_path, capsys):
