@@ -14,7 +14,8 @@ NUMBERS = st.one_of(
     st.sampled_from(["", "abc", "1e400", "-0", "0x10", " 7 "]),
 )
 FLAGS = ["--epochs", "--batch-size", "--lr", "--seed", "--subset", "--digit", "--label-smoothing",
-         "--sample-every", "--checkpoint-every", "--keep-checkpoints", "--eval-every", "--eval-n"]
+         "--sample-every", "--checkpoint-every", "--keep-checkpoints", "--eval-every", "--eval-n",
+         "--dropout", "--gp-weight", "--d-steps", "--beta1", "--beta2", "--dcgan-features"]
 
 
 class ParserExit(Exception):
@@ -22,8 +23,8 @@ class ParserExit(Exception):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(FLAGS), NUMBERS), max_size=5), st.booleans(), st.booleans())
-def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwrite):
+@given(st.lists(st.tuples(st.sampled_from(FLAGS), NUMBERS), max_size=5), st.booleans(), st.booleans(), st.booleans())
+def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwrite, conditional):
     parser = build_parser("test", "runs/x")
 
     def refuse(message):
@@ -31,7 +32,7 @@ def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwr
 
     parser.error = refuse
     argv = [item for flag, value in pairs for item in (flag, value)]
-    argv += ["--resume"] * resume + ["--overwrite"] * overwrite
+    argv += ["--resume"] * resume + ["--overwrite"] * overwrite + ["--conditional"] * conditional
     try:
         args = parser.parse_args(argv)
     except ParserExit as e:
@@ -47,6 +48,9 @@ def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwr
     assert config.epochs >= 1 and config.batch_size >= 1 and config.lr > 0
     assert config.digit is None or 0 <= config.digit <= 9
     assert 0 <= config.label_smoothing < 0.5 and not (config.resume and config.overwrite)
+    assert 0 <= config.dropout < 1 and config.gp_weight >= 0 and config.d_steps >= 1 and config.dcgan_features >= 1
+    assert 0 <= config.adam_beta1 < 1 and 0 <= config.beta2 < 1
+    assert not (config.conditional and config.digit is not None)
 
 
 def test_config_round_trips_through_its_json_form():
