@@ -44,13 +44,17 @@ class TorchDense(nn.Module):
         return jnp.dot(x_BxI, kernel_IxO, precision=self.precision) + bias_O
 
 
+def _one_hot(labels_B: jax.Array | None, num_classes: int, dtype: jnp.dtype) -> jax.Array | None:
+    """one-hot labels_BxK for a conditional net (num_classes > 0), None for an unconditional one."""
+    if (labels_B is None) != (num_classes == 0):
+        raise ValueError(f"labels_B must be given exactly when num_classes > 0; num_classes is {num_classes}.")
+    return None if labels_B is None else jax.nn.one_hot(labels_B, num_classes, dtype=dtype)
+
+
 def with_labels(x_BxF: jax.Array, labels_B: jax.Array | None, num_classes: int) -> jax.Array:
-    """x with one-hot(labels) appended along its last axis (x itself when `num_classes` is 0)."""
-    if num_classes == 0:
-        return x_BxF
-    if labels_B is None:
-        raise ValueError(f"this network is conditional (num_classes={num_classes}); pass labels_B.")
-    return jnp.concatenate([x_BxF, jax.nn.one_hot(labels_B, num_classes, dtype=x_BxF.dtype)], axis=-1)
+    """x with one-hot(labels) appended along its last axis (x itself for an unconditional net)."""
+    onehot_BxK = _one_hot(labels_B, num_classes, x_BxF.dtype)
+    return x_BxF if onehot_BxK is None else jnp.concatenate([x_BxF, onehot_BxK], axis=-1)
 
 
 class Generator(nn.Module):
@@ -107,13 +111,6 @@ def _image_hwc(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return hwc
 
 
-def _one_hot(labels_B: jax.Array | None, num_classes: int, dtype: jnp.dtype) -> jax.Array | None:
-    """one-hot labels_BxK for a conditional net (num_classes > 0), None for an unconditional one."""
-    if (labels_B is None) != (num_classes == 0):
-        raise ValueError(f"labels_B must be given exactly when num_classes > 0; num_classes is {num_classes}.")
-    return None if labels_B is None else jax.nn.one_hot(labels_B, num_classes, dtype=dtype)
-
-
 class ConvTranspose2x(nn.Module):
     """`nn.ConvTranspose(features, (4, 4), (2, 2), "SAME")`: the same params and outputs, doubling H and W.
 
@@ -167,8 +164,7 @@ class DCGenerator(nn.Module):
     def __call__(self, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
         H, W, C = _image_hwc(self.image_shape)
         F = self.features
-        onehot_BxK = _one_hot(labels_B, self.num_classes, z_BxZ.dtype)
-        h = z_BxZ if onehot_BxK is None else jnp.concatenate([z_BxZ, onehot_BxK], axis=-1)
+        h = with_labels(z_BxZ, labels_B, self.num_classes)
         h = nn.relu(nn.Dense((H // 4) * (W // 4) * 2 * F, dtype=self.dtype, precision=self.precision, name="project")(h))
         h = h.reshape(-1, H // 4, W // 4, 2 * F)
         h = nn.relu(ConvTranspose2x(F, self.dtype, self.precision, name="up_0")(h))
