@@ -56,6 +56,16 @@ EIGHT_DEVICES = textwrap.dedent("""
         leaves = jax.tree.leaves(jax.device_get((state.g_params, state.d_params)))
         out.update({f"param{i}_{n}": x for i, x in enumerate(leaves)})
         out[f"sharding_{n}"] = str(state.g_params["hidden_0"]["kernel"].sharding.spec)
+    # A conditional GAN with 2 D steps a G step: one call a step on 8 devices (fit's path for
+    # convolutions on the CPU) against the scanned epoch on one.
+    research = Config(**{**config.to_dict(), "conditional": True, "d_steps": 2})
+    labels_N = data.load("train", subset=640).labels_N.astype(np.int32)
+    for n, per_step in ((1, False), (8, True)):
+        mesh = parallel.data_mesh(research.batch_size, n)
+        state = parallel.put_replicated(train.create_train_state(train.make_gan(research), jax.random.key(0)), mesh)
+        epoch = parallel.train_epoch(mesh, research.batch_size, per_step)
+        state, metrics = epoch(state, parallel.put_replicated(images_NxD, mesh), parallel.put_replicated(labels_N, mesh))
+        out[f"research_{n}"] = np.concatenate([np.asarray(metrics["d_loss"]), np.asarray(metrics["g_loss"])])
     try:
         parallel.data_mesh(100, 8)
     except ConfigError as e:
@@ -74,6 +84,8 @@ def test_eight_devices_train_the_same_steps_as_one(tmp_path):
     assert int(r["all_reduces"]) > 0 and int(r["all_gathers"]) == 0
     assert str(r["sharding_8"]) == "P()"  # the state stays replicated
     np.testing.assert_allclose(r["losses_8"], r["losses_1"], rtol=0, atol=PARALLEL_ATOL)
+    assert r["research_1"].shape == (10,)  # 5 steps of 2 D updates: D and G losses
+    np.testing.assert_allclose(r["research_8"], r["research_1"], rtol=0, atol=PARALLEL_ATOL)
     assert not np.allclose(r["losses_1"][:10], r["losses_1"][10:20])  # the losses move
     n_params = len([k for k in r.files if k.startswith("param") and k.endswith("_1")])
     assert n_params == 12

@@ -67,6 +67,12 @@ def test_several_d_steps_each_on_its_own_batch(mnist):
     assert int(new_state.d_opt_state[0].count) == 6 and int(new_state.g_opt_state[0].count) == 2
     with pytest.raises(ValueError, match="3 batches a step"):
         train.train_step(state_of(small(d_steps=3)), jnp.zeros((32, 784)))
+    # Every one of the K batches reaches D: blanking any one of them changes the step.
+    x_KxBxD = data.to_unit_range(jnp.asarray(mnist.flat_NxD[idx[0]]))
+    _, reference = train.train_step(state_of(small(d_steps=3)), x_KxBxD)
+    for k in range(3):
+        _, blanked = train.train_step(state_of(small(d_steps=3)), x_KxBxD.at[k].set(-1.0))
+        assert abs(float(blanked["g_loss"]) - float(reference["g_loss"])) > 1e-4, k
 
 
 def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
