@@ -58,9 +58,10 @@ def fit(
     """
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
+    # Before make_gan: a DCGAN of the wrong image size is refused in one sentence, not by its module.
+    config.check_data_size(len(train), image_shape, None if gan is None else gan.d_steps)
     article_like = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes)
     gan = gan or article_like
-    config.check_data_size(len(train), image_shape, gan.d_steps)
     init_key = jax.random.key(config.seed, impl=prng_impl)
     _check_gan(gan, image_shape, num_classes, init_key)
     mesh = parallel.data_mesh(config.batch_size, devices)

@@ -11,6 +11,7 @@ import pytest
 from flax import linen as nn
 
 from conftest import load_script
+from test_data import write_idx
 from jaxgan import data, evaluate, losses, train
 from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
@@ -138,6 +139,19 @@ def test_adam_betas_reach_the_optimiser():
 def test_bad_research_options_are_refused_in_one_sentence(changes, message):
     with pytest.raises(ConfigError, match=message):
         small(**changes).validate()
+
+
+def test_fit_refuses_a_dcgan_of_images_it_cannot_halve_twice_before_writing(tmp_path):
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("t10k", 16)):
+        write_idx(idx / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 30, 30)))
+        write_idx(idx / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    config = small(arch="dcgan", epochs=1, data_dir=str(idx), workdir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="--arch dcgan needs image height and width divisible by 4, got 30x30"):
+        fit(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_data_too_small_for_the_d_steps_or_the_arch_is_refused():
