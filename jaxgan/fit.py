@@ -23,7 +23,7 @@ from tqdm import tqdm
 from jaxgan import data, evaluate, parallel, reporting, runs, summaries
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import GAN, create_train_state, generate, make_gan
+from jaxgan.train import GAN, classes_in_turn, create_train_state, generate, make_gan
 
 GRID_SIZE = 64
 
@@ -101,7 +101,7 @@ def fit(
         summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
         g_params = jax.device_get(state.g_params)
         steps = 10  # a conditional G draws row r as class r (mod num_classes)
-        row_labels = lambda n: None if not gan.num_classes else np.arange(n) // steps % gan.num_classes  # noqa: E731
+        row_labels = lambda n: classes_in_turn(gan.num_classes, n, every=steps) if gan.num_classes else None  # noqa: E731
         summaries.save_interpolation(
             lambda z: generate(gan, g_params, z, row_labels(len(z))), workdir / "interpolation.png", image_shape,
             gan.latent_dim, config.seed, steps=steps,
@@ -185,7 +185,8 @@ def sample_grid_inputs(gan: GAN, seed: int) -> tuple[np.ndarray, np.ndarray | No
         return reporting.fixed_noise(GRID_SIZE, gan.latent_dim, seed), None, None
     cols = 10
     z_CxZ = reporting.fixed_noise(cols, gan.latent_dim, seed)
-    return np.tile(z_CxZ, (gan.num_classes, 1)), np.repeat(np.arange(gan.num_classes), cols), cols
+    n = gan.num_classes * cols
+    return np.tile(z_CxZ, (gan.num_classes, 1)), classes_in_turn(gan.num_classes, n, every=cols), cols
 
 
 class _Silent:

@@ -135,6 +135,29 @@ def bind(fn: Callable, **kwargs) -> Callable:
     return Bound(fn, tuple(sorted(kwargs.items()))) if kwargs else fn
 
 
+# The BCE targets each named loss reads; the others read none.
+_TARGETS_READ = {"bce": ("real_target", "fake_target"), "non_saturating": ("real_target",), "minimax": ("fake_target",)}
+
+
+def _named(table: dict[str, Callable], which: str, kind: str, real_target: float, fake_target: float) -> Callable:
+    if kind not in table:
+        raise ValueError(f"unknown {which} loss {kind!r}; choose one of {', '.join(table)}.")
+    targets = {"real_target": real_target, "fake_target": fake_target}
+    defaults = {"real_target": 1.0, "fake_target": 0.0}
+    # Targets at their defaults stay unbound, so the article's GAN holds the plain functions.
+    return bind(table[kind], **{t: targets[t] for t in _TARGETS_READ.get(kind, ()) if targets[t] != defaults[t]})
+
+
+def d_loss_named(kind: str, real_target: float = 1.0, fake_target: float = 0.0) -> Callable:
+    """D_LOSSES[kind], with the BCE targets bound where it reads them."""
+    return _named(D_LOSSES, "discriminator", kind, real_target, fake_target)
+
+
+def g_loss_named(kind: str, real_target: float = 1.0, fake_target: float = 0.0) -> Callable:
+    """G_LOSSES[kind], with the BCE target bound where it reads one."""
+    return _named(G_LOSSES, "generator", kind, real_target, fake_target)
+
+
 discriminator_loss = d_bce
 
 
@@ -142,7 +165,4 @@ def generator_loss(
     fake_logits_B: jax.Array, kind: str = "non_saturating", real_target: float = 1.0, fake_target: float = 0.0
 ) -> jax.Array:
     """G_LOSSES[kind] on D(G(z)); the targets reach only the two BCE losses, which read them."""
-    if kind not in G_LOSSES:
-        raise ValueError(f"unknown generator loss {kind!r}; choose one of {', '.join(G_LOSSES)}.")
-    targets = {"non_saturating": {"real_target": real_target}, "minimax": {"fake_target": fake_target}}
-    return G_LOSSES[kind](fake_logits_B, **targets.get(kind, {}))
+    return g_loss_named(kind, real_target, fake_target)(fake_logits_B)

@@ -111,10 +111,8 @@ def make_gan(
     else:
         generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes)
         discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes)
-    d_loss, g_loss = losses.D_LOSSES[config.d_loss], losses.G_LOSSES[config.g_loss]
-    if config.label_smoothing:  # BCE losses only (Config.validate)
-        d_loss = losses.bind(d_loss, real_target=config.real_target, fake_target=config.fake_target)
-        g_loss = losses.bind(g_loss, **({"real_target": config.real_target} if config.g_loss == "non_saturating" else {"fake_target": config.fake_target}))
+    d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)
+    g_loss = losses.g_loss_named(config.g_loss, config.real_target, config.fake_target)
     return GAN(
         generator=generator,
         discriminator=discriminator,
@@ -167,9 +165,10 @@ def _given_params(drawn: Params, given: Params, which: str) -> Params:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
 
 
-def classes_in_turn(num_classes: int, n: int) -> np.ndarray:
-    """0, 1, ..., num_classes - 1, 0, ...: the labels a conditional G draws when none are given."""
-    return np.arange(n) % num_classes
+def classes_in_turn(num_classes: int, n: int, every: int = 1) -> np.ndarray:
+    """n labels 0, 1, ..., num_classes - 1, 0, ..., each repeated `every` times: the labels a
+    conditional G draws when none are given (every=1), or one class a row of a grid `every` wide."""
+    return np.arange(n) // every % num_classes
 
 
 def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
@@ -297,25 +296,24 @@ def _train_step(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.Arra
     # split(key, 5)[:4] == split(key, 4): the article's step keeps the keys it always had.
     z_d_key, z_g_key, d_drop_key, g_drop_key, gp_key = jax.random.split(noise_key, 5)
     gp_key = gp_key if gan.gp_weight else None
-    labels_KxB = [None] * x_real_KxBxD.shape[0] if labels_KxB is None else labels_KxB
+    batch_labels = lambda k: None if labels_KxB is None else labels_KxB[k]  # noqa: E731
     shape = (x_real_KxBxD.shape[1], gan.latent_dim)
     # Partitionable threefry: each device draws its own rows of the very numbers one device would.
     z_g_BxZ = _along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
     if gan.d_steps == 1:  # the article's step: no scan of one, keys as they always were
         z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
-        return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, labels_KxB[0], gp_key)
+        return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, batch_labels(0), gp_key)
 
     def d_step(state, k):
         fold = lambda key: None if key is None else jax.random.fold_in(key, k)  # noqa: E731
         z_d_BxZ = _along_batch(jax.random.normal(fold(z_d_key), shape), batch_sharding)
-        labels_B = None if labels_KxB[0] is None else labels_KxB[k]
-        state, d_loss, d_metrics = d_update(state, x_real_KxBxD[k], z_d_BxZ, fold(d_drop_key), labels_B, fold(gp_key))
+        state, d_loss, d_metrics = d_update(state, x_real_KxBxD[k], z_d_BxZ, fold(d_drop_key), batch_labels(k), fold(gp_key))
         return state, {"d_loss": d_loss, **d_metrics}
 
     state, d_metrics = jax.lax.scan(d_step, state, jnp.arange(gan.d_steps))
     # The last D update's figures, as a d_steps=1 run reports its only one.
     d_metrics = jax.tree.map(lambda m_K: m_K[-1], d_metrics)
-    state, g_loss = g_update(state, z_g_BxZ, g_drop_key, labels_KxB[-1])
+    state, g_loss = g_update(state, z_g_BxZ, g_drop_key, batch_labels(-1))
     return state.replace(step=state.step + 1), {"g_loss": g_loss, **d_metrics}
 
 
