@@ -4,15 +4,14 @@ A checkpoint is `WORKDIR/checkpoints/<epoch>/` holding two items: `state` (the
 state's arrays) and `meta` (the config, the epoch and a sha256 of the arrays).
 Orbax writes each into a temporary folder and renames it when complete, so a
 crash never leaves a half-written checkpoint under a final name; the digest
-catches one altered afterwards. Restoring takes the newest checkpoint that
-reads back intact and warns about every newer one it skipped.
+catches one altered afterwards. `jaxgan.loop.restore_latest` takes the newest
+checkpoint that reads back intact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -20,15 +19,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxgan.config import UserError
 from jaxgan.train import TrainState
 
 # Orbax logs every save at INFO through absl; a training log does not need it.
 logging.getLogger("absl").setLevel(logging.WARNING)
-
-
-class CheckpointError(UserError):
-    """No usable checkpoint, or one that belongs to another run."""
 
 
 def _arrays(state: TrainState) -> dict:
@@ -55,12 +49,12 @@ def digest(tree) -> str:
 class Checkpointer:
     """Saves every call and keeps the newest `keep` checkpoints."""
 
-    def __init__(self, workdir: Path | str, keep: int = 3):
+    def __init__(self, workdir: Path | str, keep: int = 3, *, read_only: bool = False):
         self.directory = (Path(workdir) / "checkpoints").absolute()
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True),
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=False, create=not read_only, read_only=read_only
         )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def epochs(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -72,42 +66,27 @@ class Checkpointer:
             epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True
         )
 
-    def restore_latest(self, like: TrainState) -> tuple[TrainState, dict]:
-        """The newest intact checkpoint as a state shaped like `like`, and its meta.
-
-        Raises CheckpointError when there is none.
-        """
+    def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, dict]:
+        """Checkpoint `epoch` as a state shaped like `like`, and its meta; raises when it is not intact."""
         target = _arrays(like)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        epochs = self.epochs()
-        if not epochs:
-            raise CheckpointError(f"{self.directory} holds no checkpoint to resume from; start the run without --resume.")
-        for epoch in reversed(epochs):
-            try:
-                restored = self._manager.restore(
-                    epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-                )
-                arrays = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored.state))
-                if digest(arrays) != restored.meta["sha256"]:
-                    raise ValueError("its arrays do not match the digest saved with them")
-            except Exception as e:  # noqa: BLE001 - any failure to read back means "not intact"
-                aside = self._set_aside(epoch)
-                print(f"warning: checkpoint of epoch {epoch} is corrupt ({_first_line(e)}); moved to {aside}; trying an older one.", file=sys.stderr)
-                continue
-            state = like.replace(
-                step=arrays["step"],
-                g_params=arrays["g_params"],
-                d_params=arrays["d_params"],
-                g_opt_state=arrays["g_opt_state"],
-                d_opt_state=arrays["d_opt_state"],
-                key=jax.random.wrap_key_data(arrays["key_data"], impl=jax.random.key_impl(like.key)),
-            )
-            return state, restored.meta
-        raise CheckpointError(
-            f"no checkpoint in {self.directory} is intact; start again without --resume (or with --overwrite)."
+        restored = self._manager.restore(
+            epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         )
+        arrays = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored.state))
+        if digest(arrays) != restored.meta["sha256"]:
+            raise ValueError("its arrays do not match the digest saved with them")
+        state = like.replace(
+            step=arrays["step"],
+            g_params=arrays["g_params"],
+            d_params=arrays["d_params"],
+            g_opt_state=arrays["g_opt_state"],
+            d_opt_state=arrays["d_opt_state"],
+            key=jax.random.wrap_key_data(arrays["key_data"], impl=jax.random.key_impl(like.key)),
+        )
+        return state, restored.meta
 
-    def _set_aside(self, epoch: int) -> Path:
+    def set_aside(self, epoch: int) -> Path:
         """Moves a corrupt checkpoint out of the way (kept for inspection, never deleted)."""
         from jaxgan import parallel
 
@@ -122,7 +101,3 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.close()
 
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.train import classes_in_turn
 from jaxgan import classifier, data, metrics, reporting
 
 N_TEST = 10_000
@@ -94,7 +93,7 @@ def evaluate_samples(
 
 def sample_labels(num_classes: int, n: int) -> np.ndarray | None:
     """The labels `generate_jax` asks a conditional G for (the classes in turn); None when unconditional."""
-    return classes_in_turn(num_classes, n) if num_classes else None
+    return reporting.classes_in_turn(num_classes, n) if num_classes else None
 
 
 def predict(samples_NxD: np.ndarray) -> np.ndarray:

@@ -11,21 +11,17 @@ alone writes the files and every process takes part in the checkpoints.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from tqdm import tqdm
 
-from jaxgan import data, evaluate, parallel, reporting, runs, summaries
+from jaxgan import data, evaluate, files, loop, parallel, reporting
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import GAN, classes_in_turn, create_train_state, generate, make_gan
-
-GRID_SIZE = 64
+from jaxgan.train import GAN, TrainState, create_train_state, generate, make_gan
 
 
 @jax.jit
@@ -74,90 +70,66 @@ def fit(
         "model": gan.describe() if custom else None,
     }
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
-    workdir, refusal = Path(config.workdir), None
-    if parallel.is_main_process():
-        try:
-            runs.prepare_workdir(config, run_info)
-        except ConfigError as e:
-            refusal = str(e)
-    refusal = parallel.share_refusal(refusal)
-    if refusal:
-        raise ConfigError(refusal)
-
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     labels_N = parallel.put_replicated(train.labels_N.astype(np.int32), mesh) if gan.num_classes else None
-    state = create_train_state(gan, init_key, **(init_params or {}))
-    state = parallel.put_replicated(state, mesh)
-    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
-    try:
-        if per_step is None:
-            per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
-        train_epoch = parallel.train_epoch(mesh, config.batch_size, per_step)
-        state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, train_epoch, eval_reference)
-    finally:
-        checkpointer.close()
-    if parallel.is_main_process():
-        reporting.plot_losses(records, workdir / "losses.png", title="jaxgan")
-        summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
-        g_params = jax.device_get(state.g_params)
-        steps = 10  # a conditional G draws row r as class r (mod num_classes)
-        row_labels = lambda n: classes_in_turn(gan.num_classes, n, every=steps) if gan.num_classes else None  # noqa: E731
-        summaries.save_interpolation(
-            lambda z: generate(gan, g_params, z, row_labels(len(z))), workdir / "interpolation.png", image_shape,
-            gan.latent_dim, config.seed, steps=steps,
-        )
-    with ocp.StandardCheckpointer() as final:
-        # Host copies: the saved params restore on any devices, not only on this run's mesh.
-        params = jax.device_get({"g_params": state.g_params, "d_params": state.d_params})
-        final.save((workdir / "final_params").absolute(), params, force=True)
-    return workdir
+    state = parallel.put_replicated(create_train_state(gan, init_key, **(init_params or {})), mesh)
+    if per_step is None:
+        per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
+    run_epoch = parallel.train_epoch(mesh, config.batch_size, per_step)
+    steps_per_epoch = len(train) // (config.batch_size * gan.d_steps)
+    trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch)
+
+    def evaluate_now() -> dict:
+        samples = evaluate.generate_jax(gan, jax.device_get(trainer.state.g_params), config.eval_n, config.seed)
+        return evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
+
+    team = loop.Team(parallel.is_main_process(), parallel.share_refusal, parallel.wait_for_all)
+    return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now)
 
 
-def _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, train_epoch, eval_reference):
-    records, first_epoch = [], 1
-    if config.resume:
-        state, meta = checkpointer.restore_latest(state)
-        runs.check_epochs_left(workdir, meta["epoch"], config.epochs)
+class JaxTrainer:
+    """jaxgan's side of `jaxgan.loop`: a `TrainState` on the mesh and its compiled epoch."""
+
+    def __init__(self, gan: GAN, state: TrainState, run_epoch, images_NxD, labels_N, image_shape: tuple[int, ...], steps_per_epoch: int):
+        self.gan, self.state, self._run_epoch = gan, state, run_epoch
+        self._images_NxD, self._labels_N = images_NxD, labels_N
+        self.image_shape, self.latent_dim, self.num_classes = image_shape, gan.latent_dim, gan.num_classes
+        self.steps_per_epoch = steps_per_epoch
+
+    def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
+        return Checkpointer(workdir, keep=keep)
+
+    def snapshot(self) -> TrainState:
+        return self.state
+
+    def load(self, snapshot: TrainState) -> None:
+        self.state = snapshot
+
+    def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
+        state, per_epoch = self.state, []
+        for _ in range(k):
+            state, metrics = self._run_epoch(state, self._images_NxD, self._labels_N)
+            per_epoch.append(metrics)
+        # The one device-to-host transfer of the call: every epoch's metrics and the finiteness flag.
+        per_epoch, finite = jax.device_get((per_epoch, all_finite((state.g_params, state.d_params))))
+        self.state = state
+        return [{k: float(np.mean(m[k])) for k in reporting.METRIC_KEYS} for m in per_epoch], bool(finite)
+
+    def step(self) -> int:
+        return int(self.state.step)
+
+    def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
+        # On this process's first device, from the replicated params' host copy.
+        return np.asarray(generate(self.gan, jax.device_get(self.state.g_params), z_NxZ, labels_N))
+
+    def save_final(self, workdir: Path) -> None:
+        final, tmp = (workdir / "final_params").absolute(), (workdir / ".final_params.tmp").absolute()
+        with ocp.StandardCheckpointer() as checkpointer:
+            # Host copies: the saved params restore on any devices, not only on this run's mesh.
+            checkpointer.save(tmp, jax.device_get({"g_params": self.state.g_params, "d_params": self.state.d_params}), force=True)
         if parallel.is_main_process():
-            runs.reopen_for_resume(workdir, run_info)
-            records = runs.keep_metrics_through(workdir / "metrics.jsonl", meta["epoch"])
-        parallel.wait_for_all("resume")
-        first_epoch = meta["epoch"] + 1
-        if parallel.is_main_process():
-            print(f"resuming {workdir} from epoch {meta['epoch']} (step {meta['step']})")
-    z_grid, grid_labels, grid_cols = sample_grid_inputs(gan, config.seed)
-    steps_per_epoch = images_NxD.shape[0] // (config.batch_size * gan.d_steps)
-    main = parallel.is_main_process()
-
-    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs, disable=not main)
-    log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
-    tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
-    with log, tensorboard, runs.StopFlag() as stop, bar:
-        for epoch in bar:
-            start = time.perf_counter()
-            new_state, metrics = train_epoch(state, images_NxD, labels_N)
-            metrics, finite = jax.device_get((metrics, all_finite((new_state.g_params, new_state.d_params))))
-            means = {k: float(np.mean(metrics[k])) for k in reporting.METRIC_KEYS}
-            record = runs.epoch_record(epoch, int(new_state.step), means, time.perf_counter() - start, steps_per_epoch)
-            runs.stop_if_diverged(epoch, means, bool(finite), checkpointer)
-            state = new_state
-            if main and config.eval_every and epoch % config.eval_every == 0:
-                samples = evaluate.generate_jax(gan, jax.device_get(state.g_params), config.eval_n, config.seed)
-                record |= evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
-            log.write(record)
-            tensorboard.scalars(record)
-            records.append(record)
-            bar.set_postfix(runs.progress(record))
-            if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
-                # On this process's first device, from the replicated params' host copy.
-                samples = np.asarray(generate(gan, jax.device_get(state.g_params), z_grid, grid_labels))
-                reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape, grid_cols)
-                tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                checkpointer.save(epoch, state, run_info)
-            if stop.set:
-                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
-    return state, records
+            files.replace_dir(tmp, final)
+        parallel.wait_for_all("final-params")
 
 
 def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: jax.Array) -> None:
@@ -176,36 +148,6 @@ def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: ja
             f"the GAN's networks do not take the training's calls ({str(e).splitlines()[0]}); G must take (z_BxZ{labels}) "
             f"and D (x_BxD{labels}, *, train) and return [B, {data_dim}] images and [B] logits."
         ) from None
-
-
-def sample_grid_inputs(gan: GAN, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
-    """(z_NxZ, labels_N, columns) of the fixed sample grid: 64 samples, or, for a
-    conditional GAN, one class a row with the same noise down each column."""
-    if not gan.num_classes:
-        return reporting.fixed_noise(GRID_SIZE, gan.latent_dim, seed), None, None
-    cols = 10
-    z_CxZ = reporting.fixed_noise(cols, gan.latent_dim, seed)
-    n = gan.num_classes * cols
-    return np.tile(z_CxZ, (gan.num_classes, 1)), classes_in_turn(gan.num_classes, n, every=cols), cols
-
-
-class _Silent:
-    """The metrics log and TensorBoard writer of a process other than 0: writes nothing."""
-
-    def write(self, record: dict) -> None:
-        pass
-
-    def scalars(self, record: dict) -> None:
-        pass
-
-    def image(self, tag: str, png: Path, step: int) -> None:
-        pass
-
-    def __enter__(self) -> _Silent:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
 
 
 def load_final_params(workdir: Path | str) -> dict:

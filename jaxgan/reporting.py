@@ -19,6 +19,12 @@ def fixed_noise(n: int, latent_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
 
 
+def classes_in_turn(num_classes: int, n: int, every: int = 1) -> np.ndarray:
+    """n labels 0, 1, ..., num_classes - 1, 0, ..., each repeated `every` times: the labels a
+    conditional G draws when none are given (every=1), or one class a row of a grid `every` wide."""
+    return np.arange(n) // every % num_classes
+
+
 def tile(images_NxHxW: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
     """Lays N images ([N, H, W] or [N, H, W, C]) out on one canvas, row by row, with `pad` pixels between them."""
     n, h, w, *channels = images_NxHxW.shape

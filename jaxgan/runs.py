@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from jaxgan import files
 from jaxgan.config import Config, ConfigError, UserError
 
 # Settings that define a run: resuming with any of them changed would continue a different run.
@@ -36,6 +35,10 @@ RUN_DEFAULTS = {
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
+class CheckpointError(UserError):
+    """No usable checkpoint, or one that belongs to another run."""
+
+
 class Diverged(RuntimeError):
     """A loss or a parameter stopped being finite."""
 
@@ -51,42 +54,59 @@ def prepare_workdir(config: Config, run_info: dict) -> Path:
     if config.resume:
         if not saved_path.is_file():
             raise ConfigError(f"workdir {workdir} holds no run to resume (no config.json); start it without --resume.")
-        check_same_run(json.loads(saved_path.read_text()), run_info)
+        check_same_run(read_run_config(saved_path), run_info)
     elif (workdir / "metrics.jsonl").exists() and not config.overwrite:
         raise ConfigError(
             f"workdir {workdir} already holds a run (metrics.jsonl); continue it with --resume, "
             "choose another --workdir or pass --overwrite."
         )
-    try:
-        (workdir / "samples").mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"workdir {workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
     if not config.resume:
-        # --overwrite: nothing of the old run may be taken for this run's.
-        _remove(workdir, OVERWRITTEN)
-        (workdir / "samples").mkdir()
-        saved_path.write_text(json.dumps(run_info, indent=2))
+        files.remove(workdir / "checkpoints")
+    try:
+        for folder in ("samples", "checkpoints"):
+            (workdir / folder).mkdir(parents=True, exist_ok=True)
+            probe = workdir / folder / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"{e.filename or workdir} cannot be written ({e.strerror}); choose a writable --workdir.") from None
+    if not config.resume:
+        start_afresh(workdir, run_info)
     return workdir
 
 
-# What a new run in the same workdir replaces (--overwrite), and what a resumed run makes anew.
-OVERWRITTEN = ("checkpoints", "final_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png")
-FINAL_OUTPUTS = ("final_params", "final.pt", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png")
+def read_run_config(path: Path) -> dict:
+    """A run's config.json; ConfigError when it is not one."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} cannot be read as a run's settings ({e}); restore it or start a new run with --overwrite.") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path} does not hold a run's settings; restore it or start a new run with --overwrite.")
+    return saved
 
 
-def _remove(workdir: Path, names: tuple[str, ...]) -> None:
-    for name in names:
-        path = workdir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+def start_afresh(workdir: Path, run_info: dict) -> None:
+    """Nothing of an old run in `workdir` may be taken for this run's (--overwrite, or a resume
+    that found no complete checkpoint); checkpoints.corrupt/ is kept."""
+    for name in OVERWRITTEN:
+        files.remove(workdir / name)
+    (workdir / "samples").mkdir()
+    (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    files.write_text(workdir / "config.json", json.dumps(run_info, indent=2))
+
+
+# What a new run in the same workdir replaces (--overwrite). The checkpoints folder stays: its
+# framework's checkpointer holds it (and removes what it holds on a new run's first save).
+OVERWRITTEN = (
+    "final_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png", "summary.json",
+)
 
 
 def reopen_for_resume(workdir: Path, run_info: dict) -> None:
-    """After a checkpoint was restored: the run is unfinished again, with its new --epochs etc."""
-    _remove(workdir, FINAL_OUTPUTS)
-    (workdir / "config.json").write_text(json.dumps(run_info, indent=2))
+    """After a checkpoint was restored: the run continues with its new --epochs etc. The old
+    final outputs stay until new ones replace them (summary.json no longer names the run's last epoch)."""
+    files.write_text(workdir / "config.json", json.dumps(run_info, indent=2))
 
 
 def check_same_run(saved: dict, current: dict) -> None:
@@ -106,12 +126,6 @@ def check_same_run(saved: dict, current: dict) -> None:
                     f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
                     f"use the same {flag} or another --workdir."
                 )
-
-
-def check_epochs_left(workdir: Path, saved_epoch: int, epochs: int) -> None:
-    """A resume must have epochs left to train."""
-    if saved_epoch >= epochs:
-        raise ConfigError(f"the run in {workdir} is already at epoch {saved_epoch}; pass --epochs above {saved_epoch} to continue it.")
 
 
 def epoch_record(epoch: int, step: int, means: dict[str, float], seconds: float, n_steps: int) -> dict:
@@ -151,10 +165,7 @@ def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
         except ValueError:  # a line cut short by a crash
             continue
     records = [r for r in records if r.get("epoch", epoch + 1) <= epoch]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
-    os.replace(tmp, path)
+    files.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
@@ -190,5 +201,54 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
     except Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before the loop took over Ctrl-C, or a second Ctrl-C
+        print("stopped: interrupted; what the last checkpoint saved is kept (continue with --resume).", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print("done: " + done.format(workdir=workdir))
     return 0
+
+
+class WorkdirLock:
+    """One writer per workdir: an exclusive `flock` on WORKDIR/.lock, held for the run's life.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock left
+    by a killed run never blocks the next one. Inactive (a no-op) in processes other than 0.
+    """
+
+    def __init__(self, workdir: Path, active: bool = True):
+        self.path, self.active, self._fd = Path(workdir) / ".lock", active, None
+
+    def acquire(self) -> None:
+        if not self.active or self._fd is not None:
+            return
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ConfigError(f"workdir {self.path.parent} cannot be written ({e.strerror}); choose a writable --workdir.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"workdir {self.path.parent} is in use by another run (process {holder}); "
+                "wait for it to finish, stop it, or choose another --workdir."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> WorkdirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -24,7 +24,7 @@ from flax import linen as nn
 from flax import struct
 from jax.sharding import PartitionSpec as P
 
-from jaxgan import losses
+from jaxgan import losses, reporting
 from jaxgan.data import to_unit_range
 from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator
 
@@ -165,12 +165,6 @@ def _given_params(drawn: Params, given: Params, which: str) -> Params:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), given)
 
 
-def classes_in_turn(num_classes: int, n: int, every: int = 1) -> np.ndarray:
-    """n labels 0, 1, ..., num_classes - 1, 0, ..., each repeated `every` times: the labels a
-    conditional G draws when none are given (every=1), or one class a row of a grid `every` wide."""
-    return np.arange(n) // every % num_classes
-
-
 def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
     """The `labels_B` keyword of a conditional GAN's networks ({} for an unconditional one)."""
     if not gan.num_classes:
@@ -202,7 +196,7 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
 def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
     """G(z): images flattened to [B, data_dim], in [-1, 1] (a conditional G's labels default to the classes in turn)."""
     if gan.num_classes and labels_B is None:
-        labels_B = classes_in_turn(gan.num_classes, z_BxZ.shape[0])
+        labels_B = reporting.classes_in_turn(gan.num_classes, z_BxZ.shape[0])
     return gan.generator.apply({"params": g_params}, z_BxZ, **_labels(gan, labels_B))
 
 

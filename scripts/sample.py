@@ -2,7 +2,7 @@
 (of a conditional run: one class a column)."""
 
 import argparse
-import json
+import contextlib
 import sys
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxgan import reporting
 from jaxgan.config import Config, UserError
+from jaxgan.runs import read_run_config
 
 
 def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
@@ -20,11 +21,8 @@ def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarr
 
     gan = gan_of_run(saved, None if saved.get("dtype", "float32") == "float32" else saved["dtype"])
     like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))
-    checkpointer = Checkpointer(workdir)
-    try:
-        state, meta = checkpointer.restore_latest(like)
-    finally:
-        checkpointer.close()
+    with contextlib.closing(Checkpointer(workdir, read_only=True)) as checkpointer:
+        state, meta = _newest(checkpointer, like)
     return np.asarray(generate(gan, state.g_params, z_NxZ)), meta["epoch"]
 
 
@@ -35,11 +33,21 @@ def torch_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.nda
     from torch_baseline.model import Generator
 
     config = Config.from_dict(saved)
-    ckpt = Checkpointer(workdir).restore_latest()
+    ckpt, _ = _newest(Checkpointer(workdir, read_only=True), None)
     G = Generator(config.latent_dim, config.g_features, int(np.prod(saved["image_shape"])))
     G.load_state_dict(ckpt["generator"])
     with torch.no_grad():
         return G(torch.from_numpy(z_NxZ)).numpy(), ckpt["epoch"]
+
+
+def _newest(checkpointer, like):
+    """The newest intact checkpoint; a reader leaves corrupt ones where they are."""
+    from jaxgan.loop import restore_latest
+
+    restored = restore_latest(checkpointer, like, set_aside=False)
+    if restored is None:
+        raise UserError(f"{checkpointer.directory} holds no checkpoint yet; sample the run once it has saved one.")
+    return restored
 
 
 def main(argv=None) -> int:
@@ -59,7 +67,7 @@ def main(argv=None) -> int:
             raise UserError(f"the folder of --out {args.out} does not exist; create it or choose another path.")
         if not (workdir / "config.json").is_file():
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
-        saved = json.loads((workdir / "config.json").read_text())
+        saved = read_run_config(workdir / "config.json")
         if saved.get("framework") not in ("jax", "torch"):
             raise UserError(f"{workdir}/config.json names no known framework; pass the --workdir of a training run.")
         z_NxZ = reporting.fixed_noise(args.n, saved["latent_dim"], args.seed)

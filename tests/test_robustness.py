@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, load_script
+from jaxgan import files
 
 SMALL = ["--batch-size", "100", "--checkpoint-every", "1", "--keep-checkpoints", "3"]
 DATA = ["--subset", "300"]
@@ -259,3 +261,70 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
     monkeypatch.setattr(jaxgan.parallel, "train_epoch", real_factory)
     assert train("train_jax", run, 5, "--resume") == 0  # the kept checkpoint is intact
     assert [r[0] for r in losses(run)] == [1, 2, 3, 4, 5]
+
+
+KILL_IN_FIRST_SAVE = {
+    # Orbax finalises a checkpoint by renaming its finished temporary folder: die just before.
+    "train_jax": (
+        "from orbax.checkpoint._src.path import atomicity\n"
+        "async def die(self, *a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "atomicity.AtomicRenameTemporaryPath.finalize = die\n"
+        "atomicity.CommitFileTemporaryPath.finalize = die\n"
+    ),
+    # torch_baseline writes a temporary file and renames it over epoch_NNNNNN.pt: die instead of renaming.
+    "train_torch": (
+        "import jaxgan.files\n"
+        "real = jaxgan.files.os.replace\n"
+        "def replace(src, dst):\n"
+        "    if str(dst).endswith('.pt'): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real(src, dst)\n"
+        "jaxgan.files.os.replace = replace\n"
+    ),
+}
+
+
+def test_a_kill_during_the_first_save_is_continued_by_resume_from_epoch_1(reference, tmp_path, capsys):
+    script, uninterrupted = reference
+    run = tmp_path / "run"
+    argv = [*SMALL, *DATA, "--epochs", "4", "--workdir", str(run)]
+    code = f"import os, signal, sys\n{KILL_IN_FIRST_SAVE[script]}sys.path.insert(0, {str(ROOT / 'scripts')!r})\n"
+    code += f"import {script}\nsys.exit({script}.main({argv!r}))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert [r[0] for r in losses(run)] == [1]  # epoch 1's line, then killed inside its checkpoint
+    assert train(script, run, 4, "--resume") == 0
+    assert "holds no complete checkpoint" in capsys.readouterr().out
+    assert_same_run(script, run, uninterrupted)
+
+
+def test_a_kill_while_the_final_outputs_are_written_is_finished_by_resume(reference, tmp_path, capsys):
+    script, uninterrupted = reference
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)
+    finals = ["summary.json", "progress.gif", "interpolation.png", "final_params" if script == "train_jax" else "final.pt"]
+    for name in finals:  # as a kill after the last checkpoint leaves them
+        files.remove(run / name)
+    (run / "losses.png").write_bytes(b"")
+    assert train(script, run, 4, "--resume") == 0
+    assert "writing its final outputs" in capsys.readouterr().out
+    assert all((run / name).exists() for name in finals) and (run / "losses.png").stat().st_size > 1000
+    assert_same_run(script, run, uninterrupted)
+    # Finished: the same command now says what would continue it.
+    assert train(script, run, 4, "--resume") == 2
+    assert "already at epoch 4; pass --epochs above 4" in capsys.readouterr().err
+
+
+def test_a_second_writer_is_refused_while_the_first_trains_and_not_after_it_is_killed(tmp_path, capsys):
+    run = tmp_path / "run"
+    first = start("train_torch", run, 400, *DATA, "--loader", "device", "--checkpoint-every", "2")
+    wait_for_epochs(run, 2, first)
+    before = (run / "config.json").read_text()
+    for extra in (["--overwrite"], ["--resume"]):
+        assert train("train_torch", run, 400, "--loader", "device", *extra) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another run (process {first.pid})" in err, err
+    assert (run / "config.json").read_text() == before and first.poll() is None
+    first.kill()
+    first.wait()
+    assert train("train_torch", run, 4, "--loader", "device", "--overwrite") == 0  # the dead process's lock is gone
+    assert [r[0] for r in losses(run)] == [1, 2, 3, 4]

@@ -1,75 +1,79 @@
 """Checkpoint dicts for the PyTorch baseline, with the same guarantees as jaxgan's.
 
-`WORKDIR/checkpoints/epoch_NNNN.pt` holds the modules, the optimisers, the epoch,
+`WORKDIR/checkpoints/epoch_NNNNNN.pt` holds the modules, the optimisers, the epoch,
 the step, every RNG state and the run's settings. It is written to a temporary
-file and renamed when complete; its sha256 goes into `epoch_NNNN.pt.sha256`
-afterwards, so a checkpoint without a matching digest is never trusted.
+file whose sha256 goes into `epoch_NNNNNN.pt.sha256` before the file is renamed
+into place, so a checkpoint under its final name always has its digest, and one
+without a matching digest is never trusted. `jaxgan.loop.restore_latest` takes the
+newest checkpoint that reads back intact.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
+import re
 import time
 from pathlib import Path
 
 import torch
 
-from jaxgan.config import UserError
+from jaxgan import files
 from jaxgan.data import sha256
 
-
-class CheckpointError(UserError):
-    """No usable checkpoint to resume from."""
+NAME = re.compile(r"epoch_(\d+)\.pt")
 
 
 class Checkpointer:
-    def __init__(self, workdir: Path | str, keep: int = 3):
+    """Saves every call and keeps the newest `keep` checkpoints."""
+
+    def __init__(self, workdir: Path | str, keep: int = 3, *, read_only: bool = False):
         self.directory = Path(workdir) / "checkpoints"
         self.keep = keep
+        if not read_only and self.directory.is_dir():
+            for torn in self.directory.glob(".epoch_*.tmp-*"):  # left by a kill during a save
+                torn.unlink(missing_ok=True)
 
     def _path(self, epoch: int) -> Path:
         return self.directory / f"epoch_{epoch:06d}.pt"
 
     def epochs(self) -> list[int]:
+        """The epochs of the checkpoints on disk (other files in the folder are ignored)."""
         if not self.directory.is_dir():
             return []
-        return sorted(int(p.stem.split("_")[1]) for p in self.directory.glob("epoch_*.pt"))
+        return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := NAME.fullmatch(p.name)))
 
-    def save(self, epoch: int, payload: dict) -> None:
+    def save(self, epoch: int, payload: dict, run_info: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(epoch)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({**payload, "epoch": epoch}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        Path(str(path) + ".sha256").write_text(sha256(path))
+        with files.atomic_path(path) as tmp:
+            torch.save({**payload, "epoch": epoch, "run_info": run_info}, tmp)
+            files.write_text(_digest_path(path), sha256(tmp))
         for old in self.epochs()[: -self.keep]:
             self._path(old).unlink(missing_ok=True)
-            Path(str(self._path(old)) + ".sha256").unlink(missing_ok=True)
+            _digest_path(self._path(old)).unlink(missing_ok=True)
 
-    def restore_latest(self) -> dict:
-        epochs = self.epochs()
-        if not epochs:
-            raise CheckpointError(f"{self.directory} holds no checkpoint to resume from; start the run without --resume.")
-        for epoch in reversed(epochs):
-            path = self._path(epoch)
-            digest = Path(str(path) + ".sha256")
-            try:
-                if not digest.is_file() or digest.read_text().strip() != sha256(path):
-                    raise ValueError("its sha256 does not match the digest saved with it")
-                return torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - any failure to read back means "not intact"
-                aside = self.directory.parent / "checkpoints.corrupt" / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-                aside.parent.mkdir(exist_ok=True)
-                path.rename(aside)  # kept for inspection, never deleted
-                digest.unlink(missing_ok=True)
-                print(f"warning: checkpoint of epoch {epoch} is corrupt ({type(e).__name__}: {str(e)[:160]}); moved to {aside}; trying an older one.", file=sys.stderr)
-        raise CheckpointError(f"no checkpoint in {self.directory} is intact; start again without --resume (or with --overwrite).")
+    def restore(self, epoch: int, like: dict | None = None) -> tuple[dict, dict]:
+        """(checkpoint dict, {"epoch", "step"}); raises when it is not intact."""
+        path = self._path(epoch)
+        digest = _digest_path(path)
+        if not digest.is_file() or digest.read_text().strip() != sha256(path):
+            raise ValueError("its sha256 does not match the digest saved with it")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return payload, {"epoch": payload["epoch"], "step": payload["step"]}
+
+    def set_aside(self, epoch: int) -> Path:
+        """Moves a corrupt checkpoint and its digest out of the way (kept for inspection, never deleted)."""
+        path = self._path(epoch)
+        aside = self.directory.parent / "checkpoints.corrupt" / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(exist_ok=True)
+        path.rename(aside)
+        digest = _digest_path(path)
+        if digest.is_file():
+            digest.rename(_digest_path(aside))
+        return aside
+
+    def close(self) -> None:
+        pass
+
+
+def _digest_path(path: Path) -> Path:
+    return Path(str(path) + ".sha256")

@@ -8,15 +8,13 @@ Writes the same files as jaxgan.fit, and final.pt (both state dicts) at the end.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from jaxgan import data, reporting, runs, summaries  # pure Python and NumPy: no JAX is imported
+from jaxgan import data, files, loop, reporting  # pure Python and NumPy: no JAX is imported
 from jaxgan.config import Config, ConfigError
 from torch_baseline.checkpoint import Checkpointer
 from torch_baseline.model import Discriminator, Generator
@@ -114,96 +112,78 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
         **config.to_dict(), "framework": "torch", "device": device, "loader": loader, "beta1": config.adam_beta1,
         "image_shape": list(train.image_shape),
     }
-    workdir = runs.prepare_workdir(config, run_info)
     torch.manual_seed(config.seed)
-    shuffle_gen = torch.Generator().manual_seed(config.seed)
-    image_shape = train.image_shape
-    data_dim = int(np.prod(image_shape))
-    G, D, g_optim, d_optim = build(config, data_dim, device)
+    G, D, g_optim, d_optim = build(config, int(np.prod(train.image_shape)), device)
     if init_state_dicts is not None:
         G.load_state_dict(init_state_dicts["generator"])
         D.load_state_dict(init_state_dicts["discriminator"])
-    G.train(), D.train()
-    checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
-    records, step, first_epoch = [], 0, 1
-    if config.resume:
-        ckpt = checkpointer.restore_latest()
-        runs.check_epochs_left(workdir, ckpt["epoch"], config.epochs)
-        for module, key in ((G, "generator"), (D, "discriminator"), (g_optim, "g_optim"), (d_optim, "d_optim")):
-            module.load_state_dict(ckpt[key])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if device.startswith("cuda") and "cuda_rng" in ckpt:  # a run checkpointed on the CPU has none
-            torch.cuda.set_rng_state(ckpt["cuda_rng"])
-        shuffle_gen.set_state(ckpt["shuffle_rng"])
-        step, first_epoch = ckpt["step"], ckpt["epoch"] + 1
-        runs.reopen_for_resume(workdir, run_info)
-        records = runs.keep_metrics_through(workdir / "metrics.jsonl", ckpt["epoch"])
-        print(f"resuming {workdir} from epoch {ckpt['epoch']} (step {step})")
-    if loader == "article":
-        dataset = ArticleDataset(train.images_NxHxW, train.labels_N)
-        batches = lambda: article_batches(dataset, config.batch_size, shuffle_gen, device)  # noqa: E731
-    else:
-        images_NxD = torch.from_numpy(train.flat_NxD).to(device)
-        batches = lambda: device_batches(images_NxD, config.batch_size, shuffle_gen)  # noqa: E731
-    z_grid = torch.from_numpy(reporting.fixed_noise(64, config.latent_dim, config.seed)).to(device)
-    steps_per_epoch = len(train) // config.batch_size
-    targets = {"real_target": config.real_target, "fake_target": config.fake_target, "g_loss": config.g_loss}
+    trainer = TorchTrainer(config, train, G, D, g_optim, d_optim, device, loader)
+    return loop.run(config, run_info, trainer, title="torch_baseline")
 
-    def checkpoint(epoch: int) -> None:
-        checkpointer.save(epoch, {
-            "generator": G.state_dict(), "discriminator": D.state_dict(),
-            "g_optim": g_optim.state_dict(), "d_optim": d_optim.state_dict(), "step": step,
-            "torch_rng": torch.get_rng_state(), "shuffle_rng": shuffle_gen.get_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}),
-            "run_info": run_info,
-        })
 
-    bar = tqdm(range(first_epoch, config.epochs + 1), unit="epoch", initial=first_epoch - 1, total=config.epochs)
-    with (
-        reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) as log,
-        summaries.TensorBoard(workdir, first_epoch) as tensorboard,
-        runs.StopFlag() as stop,
-        bar,
-    ):
-        for epoch in bar:
-            start = time.perf_counter()
-            sums = {k: torch.zeros((), device=device) for k in reporting.METRIC_KEYS}
-            try:
-                for x_real in batches():
-                    z_d = torch.randn(len(x_real), config.latent_dim, device=device)
-                    z_g = torch.randn(len(x_real), config.latent_dim, device=device)
-                    for k, v in train_step(G, D, g_optim, d_optim, x_real, z_d, z_g, **targets).items():
-                        sums[k] += v
-                    step += 1
-            except RuntimeError as e:
-                if "between 0 and 1" not in str(e):  # BCELoss refusing a NaN D output
-                    raise
-                sums = dict.fromkeys(sums, torch.tensor(float("nan")))
-            means = {k: v.item() / steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync
-            seconds = time.perf_counter() - start
-            finite = all(bool(torch.isfinite(p).all()) for p in (*G.parameters(), *D.parameters()))
-            runs.stop_if_diverged(epoch, means, finite, checkpointer)
-            record = runs.epoch_record(epoch, step, means, seconds, steps_per_epoch)
-            log.write(record)
-            tensorboard.scalars(record)
-            records.append(record)
-            bar.set_postfix(runs.progress(record))
-            if epoch % config.sample_every == 0 or epoch == config.epochs:
-                with torch.no_grad():
-                    samples = G(z_grid).cpu().numpy()
-                reporting.save_grid(samples, workdir / "samples" / f"epoch_{epoch:04d}.png", image_shape)
-                tensorboard.image("samples", workdir / "samples" / f"epoch_{epoch:04d}.png", epoch)
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                checkpoint(epoch)
-            if stop.set:
-                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
-    reporting.plot_losses(records, workdir / "losses.png", title="torch_baseline")
-    summaries.save_progress_gif(workdir / "samples", workdir / "progress.gif", config.epochs)
+class TorchTrainer:
+    """torch_baseline's side of `jaxgan.loop`: the article's modules, optimisers and batches."""
 
-    def generate(z_NxZ: np.ndarray) -> np.ndarray:
+    def __init__(self, config: Config, train: data.Images, G, D, g_optim, d_optim, device: str, loader: str):
+        self.G, self.D, self.g_optim, self.d_optim, self.device = G, D, g_optim, d_optim, device
+        self.G.train(), self.D.train()
+        self.image_shape, self.latent_dim, self.num_classes = train.image_shape, config.latent_dim, 0
+        self.steps_per_epoch = len(train) // config.batch_size
+        self._step = 0
+        self._shuffle = torch.Generator().manual_seed(config.seed)
+        self._targets = {"real_target": config.real_target, "fake_target": config.fake_target, "g_loss": config.g_loss}
+        if loader == "article":
+            dataset = ArticleDataset(train.images_NxHxW, train.labels_N)
+            self._batches = lambda: article_batches(dataset, config.batch_size, self._shuffle, device)  # noqa: E731
+        else:
+            images_NxD = torch.from_numpy(train.flat_NxD).to(device)
+            self._batches = lambda: device_batches(images_NxD, config.batch_size, self._shuffle)  # noqa: E731
+
+    def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
+        return Checkpointer(workdir, keep=keep)
+
+    def snapshot(self) -> dict:
+        return {
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "g_optim": self.g_optim.state_dict(), "d_optim": self.d_optim.state_dict(), "step": self._step,
+            "torch_rng": torch.get_rng_state(), "shuffle_rng": self._shuffle.get_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state()} if self.device.startswith("cuda") else {}),
+        }
+
+    def load(self, snapshot: dict) -> None:
+        for module, key in ((self.G, "generator"), (self.D, "discriminator"), (self.g_optim, "g_optim"), (self.d_optim, "d_optim")):
+            module.load_state_dict(snapshot[key])
+        torch.set_rng_state(snapshot["torch_rng"])
+        if self.device.startswith("cuda") and "cuda_rng" in snapshot:  # a run checkpointed on the CPU has none
+            torch.cuda.set_rng_state(snapshot["cuda_rng"])
+        self._shuffle.set_state(snapshot["shuffle_rng"])
+        self._step = snapshot["step"]
+
+    def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
+        return [self._epoch() for _ in range(k)], all(bool(torch.isfinite(p).all()) for p in (*self.G.parameters(), *self.D.parameters()))
+
+    def _epoch(self) -> dict[str, float]:
+        sums = {k: torch.zeros((), device=self.device) for k in reporting.METRIC_KEYS}
+        try:
+            for x_real in self._batches():
+                z_d = torch.randn(len(x_real), self.latent_dim, device=self.device)
+                z_g = torch.randn(len(x_real), self.latent_dim, device=self.device)
+                for k, v in train_step(self.G, self.D, self.g_optim, self.d_optim, x_real, z_d, z_g, **self._targets).items():
+                    sums[k] += v
+                self._step += 1
+        except RuntimeError as e:
+            if "between 0 and 1" not in str(e):  # BCELoss refusing a NaN D output
+                raise
+            return dict.fromkeys(sums, float("nan"))
+        return {k: v.item() / self.steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync
+
+    def step(self) -> int:
+        return self._step
+
+    def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None = None) -> np.ndarray:
         with torch.no_grad():
-            return G(torch.from_numpy(z_NxZ).to(device)).cpu().numpy()
+            return self.G(torch.from_numpy(z_NxZ).to(self.device)).cpu().numpy()
 
-    summaries.save_interpolation(generate, workdir / "interpolation.png", image_shape, config.latent_dim, config.seed)
-    torch.save({"generator": G.state_dict(), "discriminator": D.state_dict()}, workdir / "final.pt")
-    return workdir
+    def save_final(self, workdir: Path) -> None:
+        with files.atomic_path(workdir / "final.pt") as tmp:
+            torch.save({"generator": self.G.state_dict(), "discriminator": self.D.state_dict()}, tmp)

@@ -1,0 +1,57 @@
+"""Files that appear whole or not at all (standard library only).
+
+A crash, a kill or a full disk while one of these is written leaves the old
+file (or nothing) under the final name, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block ends cleanly.
+
+    The temporary name is hidden (a leading dot) and keeps the extension that writers
+    look at (".png", ".gif"). On any error it is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """`path` holds `text`, or what it held before."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def replace_dir(new: Path, path: Path) -> None:
+    """Moves the finished folder `new` to `path`; an old `path` is removed only after `new` is in place."""
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove(path: Path) -> None:
+    """Removes a file or a folder, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

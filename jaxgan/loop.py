@@ -1,0 +1,262 @@
+"""The life of a run, the same for both frameworks (NumPy and the standard library only).
+
+`run(config, run_info, trainer)` owns the workdir: it refuses or reopens it,
+resumes from the newest intact checkpoint, trains epoch by epoch through the
+framework's `Trainer`, writes metrics.jsonl, TensorBoard events, the progress
+bar, sample grids and checkpoints, stops on Ctrl-C or divergence, and writes the
+final pictures, the final params and `summary.json` (written last: a run whose
+summary names its last checkpoint's epoch is finished).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from jaxgan import files, reporting, runs, summaries
+from jaxgan.config import Config, ConfigError
+
+GRID_SIZE = 64
+INTERPOLATION_STEPS = 10
+
+
+class Checkpointer(Protocol):
+    """A framework's checkpoints of its training state in `directory`."""
+
+    directory: Path
+
+    def epochs(self) -> list[int]: ...
+    def save(self, epoch: int, snapshot: Any, run_info: dict) -> None: ...
+    def restore(self, epoch: int, like: Any) -> tuple[Any, dict]:
+        """(snapshot, meta with "epoch" and "step"); raises anything when the checkpoint is not intact."""
+    def set_aside(self, epoch: int) -> Path: ...
+    def close(self) -> None: ...
+
+
+class Trainer(Protocol):
+    """What a framework gives the loop."""
+
+    steps_per_epoch: int
+    image_shape: tuple[int, ...]
+    latent_dim: int
+    num_classes: int  # 0: unconditional
+
+    def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer: ...
+    def snapshot(self) -> Any:
+        """The training state as the checkpointer saves it."""
+    def load(self, snapshot: Any) -> None: ...
+    def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
+        """Trains k epochs: each epoch's mean of `reporting.METRIC_KEYS`, and whether every param is finite."""
+    def step(self) -> int: ...
+    def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
+        """Generator outputs [N, D] in [-1, 1]."""
+    def save_final(self, workdir: Path) -> None:
+        """The final params (replacing older ones only once the new ones are complete)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Team:
+    """The processes of a run: process 0 writes the files, every process trains and checkpoints."""
+
+    is_main: bool = True
+    share: Callable[[str | None], str | None] = lambda message: message  # process 0's refusal to everyone
+    barrier: Callable[[str], None] = lambda name: None
+
+
+def sample_grid_inputs(latent_dim: int, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """(z_NxZ, labels_N, columns) of the fixed sample grid: 64 samples, or, for a
+    conditional GAN, one class a row with the same noise down each column."""
+    if not num_classes:
+        return reporting.fixed_noise(GRID_SIZE, latent_dim, seed), None, None
+    cols = 10
+    z_CxZ = reporting.fixed_noise(cols, latent_dim, seed)
+    n = num_classes * cols
+    return np.tile(z_CxZ, (num_classes, 1)), reporting.classes_in_turn(num_classes, n, every=cols), cols
+
+
+def restore_latest(checkpointer: Checkpointer, like: Any, *, set_aside: bool = True) -> tuple[Any, dict] | None:
+    """The newest intact checkpoint (snapshot, meta), or None when there is none at all.
+
+    A checkpoint that does not read back intact is moved to checkpoints.corrupt/ (kept,
+    never deleted; with `set_aside=False`, e.g. for a reader, left where it is), with a
+    warning, and the next older one is tried. Raises CheckpointError when every one is corrupt.
+    """
+    epochs = checkpointer.epochs()
+    for epoch in reversed(epochs):
+        try:
+            return checkpointer.restore(epoch, like)
+        except Exception as e:  # noqa: BLE001 - any failure to read back means "not intact"
+            where = f"moved to {checkpointer.set_aside(epoch)}" if set_aside else "skipped"
+            print(f"warning: checkpoint of epoch {epoch} is corrupt ({_first_line(e)}); {where}; trying an older one.", file=sys.stderr)
+    if epochs:
+        raise runs.CheckpointError(
+            f"no checkpoint in {checkpointer.directory} is intact (the corrupt ones are in "
+            f"{checkpointer.directory.parent / 'checkpoints.corrupt'}); start the run again with --overwrite."
+        )
+    return None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+
+
+def run(
+    config: Config,
+    run_info: dict,
+    trainer: Trainer,
+    *,
+    title: str,
+    team: Team = Team(),
+    evaluate: Callable[[], dict] | None = None,
+) -> Path:
+    """Trains (or resumes, or finishes) the run `config` describes in its workdir; returns the workdir.
+
+    `evaluate()` (process 0, every --eval-every epochs) returns figures added to the epoch's record.
+    Raises ConfigError before anything is written on bad input; runs.Diverged or
+    runs.Interrupted after saving what was good.
+    """
+    started = time.perf_counter()
+    workdir = Path(config.workdir)
+    lock = runs.WorkdirLock(workdir, active=team.is_main)
+    refusal = None
+    if team.is_main:
+        try:
+            lock.acquire()
+            runs.prepare_workdir(config, run_info)
+        except ConfigError as e:
+            refusal = str(e)
+    refusal = team.share(refusal)
+    if refusal:
+        lock.release()
+        raise ConfigError(refusal)
+    with lock, contextlib.closing(trainer.open_checkpointer(workdir, config.keep_checkpoints)) as checkpointer:
+        first_epoch, records = _resume(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
+        timing = {"setup_s": time.perf_counter() - started}
+        if first_epoch <= config.epochs:
+            records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing)
+        write_started = time.perf_counter()
+        _finish(config, trainer, workdir, records, team, title)
+        timing["final_outputs_s"] = time.perf_counter() - write_started
+        timing["total_s"] = time.perf_counter() - started
+        if team.is_main:
+            summary = {"epoch": config.epochs, "step": trainer.step(), "seconds": {k: round(v, 3) for k, v in timing.items()}}
+            files.write_text(workdir / "summary.json", json.dumps(summary, indent=2))
+    return workdir
+
+
+def _resume(config: Config, run_info: dict, trainer: Trainer, checkpointer: Checkpointer, team: Team) -> tuple[int, list[dict]]:
+    """(first epoch to train, the records kept) after restoring the newest intact checkpoint.
+
+    No checkpoint at all (a run killed before its first one was complete): the run starts
+    afresh from epoch 1. Its last checkpoint at --epochs with the final outputs unwritten
+    (killed while writing them): nothing is left to train and the outputs are written.
+    """
+    workdir = Path(config.workdir)
+    restored = restore_latest(checkpointer, trainer.snapshot())
+    if restored is None:
+        if team.is_main:
+            print(f"{workdir} holds no complete checkpoint (the run stopped before its first one): starting it afresh from epoch 1.")
+            runs.start_afresh(workdir, run_info)
+        team.barrier("afresh")
+        return 1, []
+    snapshot, meta = restored
+    epoch = meta["epoch"]
+    if epoch > config.epochs or (epoch == config.epochs and _finished(workdir, epoch)):
+        raise ConfigError(f"the run in {workdir} is already at epoch {epoch}; pass --epochs above {epoch} to continue it.")
+    trainer.load(snapshot)
+    records = []
+    if team.is_main:
+        runs.reopen_for_resume(workdir, run_info)
+        records = runs.keep_metrics_through(workdir / "metrics.jsonl", epoch)
+        done = "writing its final outputs" if epoch == config.epochs else f"from epoch {epoch} (step {meta['step']})"
+        print(f"resuming {workdir} {done}")
+    team.barrier("resume")
+    return epoch + 1, records
+
+
+def _finished(workdir: Path, epoch: int) -> bool:
+    """Whether the run's final outputs for `epoch` were all written (summary.json comes last)."""
+    try:
+        return json.loads((workdir / "summary.json").read_text())["epoch"] == epoch
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing) -> list[dict]:
+    workdir, main = Path(config.workdir), team.is_main
+    z_grid, grid_labels, grid_cols = sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
+    bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch", disable=not main)
+    log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
+    tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
+    timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
+    with log, tensorboard, runs.StopFlag() as stop, bar:
+        for epoch in range(first_epoch, config.epochs + 1):
+            start = time.perf_counter()
+            (means,), finite = trainer.train_epochs(1)
+            seconds = time.perf_counter() - start
+            timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
+            runs.stop_if_diverged(epoch, means, finite, checkpointer)
+            record = runs.epoch_record(epoch, trainer.step(), means, seconds, trainer.steps_per_epoch)
+            written = time.perf_counter()
+            if main and evaluate and config.eval_every and epoch % config.eval_every == 0:
+                record |= evaluate()
+            log.write(record)
+            tensorboard.scalars(record)
+            records.append(record)
+            bar.update(1)
+            bar.set_postfix(runs.progress(record))
+            if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
+                png = workdir / "samples" / f"epoch_{epoch:04d}.png"
+                reporting.save_grid(trainer.sample(z_grid, grid_labels), png, trainer.image_shape, grid_cols)
+                tensorboard.image("samples", png, epoch)
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
+                checkpointer.save(epoch, trainer.snapshot(), run_info)
+            timing["write_s"] += time.perf_counter() - written
+            if stop.set:
+                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
+    return records
+
+
+def _finish(config: Config, trainer: Trainer, workdir: Path, records: list[dict], team: Team, title: str) -> None:
+    """The final pictures (process 0) and params (every process takes part), each replacing an old one only when complete."""
+    if team.is_main:
+        with files.atomic_path(workdir / "losses.png") as tmp:
+            reporting.plot_losses(records, tmp, title=title)
+        with files.atomic_path(workdir / "progress.gif") as tmp:
+            summaries.save_progress_gif(workdir / "samples", tmp, config.epochs)
+        row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None  # noqa: E731
+        with files.atomic_path(workdir / "interpolation.png") as tmp:
+            summaries.save_interpolation(
+                lambda z: trainer.sample(z, row_labels(len(z))), tmp, trainer.image_shape, trainer.latent_dim, config.seed,
+                steps=INTERPOLATION_STEPS,
+            )
+    trainer.save_final(workdir)
+
+
+class _Silent:
+    """The metrics log and TensorBoard writer of a process other than 0: writes nothing."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def scalars(self, record: dict) -> None:
+        pass
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        pass
+
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
