@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
 
-# What a resumed run must match: which GAN framework trained it, a custom GAN's description, and the
+# What a resumed run must match: which framework trained it, a custom GAN's description, and the
 # settings declared run-defining. A run saved before a setting existed resumes with the value it had.
 RUN_FIELDS = ("framework", "model", *RUN_SETTINGS)
 RUN_DEFAULTS = {"model": None} | {name: s.resume_default for name, s in RUN_SETTINGS.items()}
