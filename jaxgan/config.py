@@ -1,6 +1,8 @@
 """One run configuration, shared by both trainers, validated once at the edge.
 
-Pure Python: torch_baseline imports it without pulling in JAX.
+Every setting is declared once here: the Config fields, and the framework settings each
+trainer passes to its fit (FRAMEWORK_SETTINGS). Pure Python: torch_baseline imports it
+without pulling in JAX.
 """
 
 from __future__ import annotations
@@ -8,13 +10,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
+from typing import Any
 
-# Names of jaxgan.losses' functions (d_<name>, g_<name>); jaxgan.train maps them.
+from jaxgan.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, Setting, declare, of_fields
+from jaxgan.settings import build_parser as _build_parser
+
+# jaxgan.losses names its functions d_<name> and g_<name> and builds its tables from these.
 D_LOSSES = ("bce", "least_squares", "hinge", "wasserstein")
 G_LOSSES = ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein")
 BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
+PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+# The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
+_RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
 
 
 class UserError(ValueError):
@@ -28,39 +38,91 @@ class ConfigError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The article's configuration by default (batch 6000, 2000 epochs, Adam 2e-4)."""
+    """The article's configuration by default (batch 6000, 2000 epochs, Adam 2e-4).
 
-    epochs: int = 2000
-    batch_size: int = 6000
-    lr: float = 2e-4
-    seed: int = 0
-    subset: int | None = None
-    digit: int | None = None
-    label_smoothing: float = 0.0
-    g_loss: str = "non_saturating"
-    latent_dim: int = 128
-    g_features: tuple[int, ...] = (256, 512, 1024)
-    d_features: tuple[int, ...] = (256, 128)
-    dropout: float = 0.3
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    workdir: str = "runs/jax"
-    sample_every: int = 100
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
-    resume: bool = False
-    overwrite: bool = False
-    eval_every: int | None = None
-    eval_n: int = 10_000
-    # Research options (jaxgan only; torch_baseline is the article's model and refuses them).
-    arch: str = "mlp"
-    dcgan_features: int = 32
-    conditional: bool = False
-    d_loss: str = "bce"
-    gp_weight: float = 0.0
-    d_steps: int = 1
-    beta1: float | None = None  # None: the architecture's own (adam_beta1)
-    beta2: float = 0.999
+    Each field is one setting, declared with its flag, help, check, trainers and resume rule
+    (`jaxgan.settings.Setting`): the parsers, checks, refusals and resume check derive from them.
+    """
+
+    epochs: int = declare(2000, "--epochs", "passes over the training images", must=("be at least 1", lambda v: v >= 1))
+    batch_size: int = declare(
+        6000, "--batch-size", "images per step (the article: 6000, 10 steps an epoch)", must=("be at least 1", lambda v: v >= 1), run=True
+    )
+    lr: float = declare(
+        2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True
+    )
+    seed: int = declare(
+        0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True
+    )
+    subset: int | None = declare(
+        None, "--subset", "train on the first N images only (after --digit)", must=("be at least 1 image", lambda v: v >= 1), run=True
+    )
+    digit: int | None = declare(
+        None, "--digit", "train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)",
+        must=("be one of 0-9", lambda v: 0 <= v <= 9), run=True,
+    )
+    label_smoothing: float = declare(
+        0.0, "--label-smoothing", "targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
+        must=("be in [0, 0.5) (the blog's choice is 0.02)", lambda v: 0 <= v < 0.5), run=True,
+    )
+    dropout: float = declare(
+        0.3, "--dropout", "dropout rate after each hidden layer of the MLP discriminator (the article: 0.3)",
+        must=("be in [0, 1)", lambda v: 0 <= v < 1), run=True,
+    )
+    g_loss: str = declare(
+        "non_saturating", "--g-loss", "generator loss (the article: non_saturating; torch_baseline also runs minimax)",
+        choices=G_LOSSES, article=BCE_G_LOSSES, run=True,
+    )
+    latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True)
+    g_features: tuple[int, ...] = declare((256, 512, 1024), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
+    d_features: tuple[int, ...] = declare((256, 128), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
+    dataset: str = declare(
+        "mnist", "--dataset", "mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)",
+        must=("be mnist, fashion_mnist or tfds:NAME (a TFDS image data set)", lambda v: v in DATASETS or (v.startswith("tfds:") and len(v) > 5)),
+        run=True,
+    )
+    data_dir: str | None = declare(
+        None, "--data-dir", "mnist and fashion_mnist: a folder of the four standard IDX files; tfds:NAME: TFDS's data folder", run=True
+    )
+    workdir: str = declare("runs/jax", "--workdir", "where metrics.jsonl, samples/ and losses.png go")
+    sample_every: int = declare(
+        100, "--sample-every", "save a fixed-noise sample grid every k epochs (and at the end)", must=("be at least 1 epoch", lambda v: v >= 1)
+    )
+    checkpoint_every: int = declare(
+        100, "--checkpoint-every", "save a checkpoint every k epochs (and at the end, and on Ctrl-C)", must=("be at least 1 epoch", lambda v: v >= 1)
+    )
+    keep_checkpoints: int = declare(3, "--keep-checkpoints", "how many of the newest checkpoints to keep", must=("be at least 1", lambda v: v >= 1))
+    resume: bool = declare(False, "--resume", "continue the run in --workdir from its newest intact checkpoint, up to --epochs")
+    overwrite: bool = declare(False, "--overwrite", "start a new run in a workdir that already holds one (its files are replaced)")
+    eval_every: int | None = declare(
+        None, "--eval-every", "add FID and the other sample-quality figures to metrics.jsonl every k epochs",
+        must=("be at least 1 epoch", lambda v: v >= 1), trainers=(JAX,),
+    )
+    eval_n: int = declare(
+        10_000, "--eval-n", "samples and test images per --eval-every evaluation",
+        must=("be in [10, 10000] (the test set has 10,000 images)", lambda v: 10 <= v <= 10_000), trainers=(JAX,),
+    )
+    arch: str = declare("mlp", "--arch", "mlp: the article's networks; dcgan: convolutional G and D", choices=ARCHS, **_RESEARCH)
+    dcgan_features: int = declare(
+        32, "--dcgan-features", "--arch dcgan: channels of the first convolution", must=("be at least 1", lambda v: v >= 1), **_RESEARCH
+    )
+    conditional: bool = declare(False, "--conditional", "feed one-hot class labels to G and D; sample grids show one class a row", **_RESEARCH)
+    d_loss: str = declare("bce", "--d-loss", "discriminator loss (the article: bce)", choices=D_LOSSES, **_RESEARCH)
+    gp_weight: float = declare(
+        0.0, "--gp-weight", "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
+        must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
+    )
+    d_steps: int = declare(
+        1, "--d-steps", "D updates per G update, each on its own batch (WGAN-GP: 5)", must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
+        **_RESEARCH,
+    )
+    # None: the architecture's own (adam_beta1); config.json records the one in effect, and runs before
+    # --beta1 trained with torch's 0.9, which torch_baseline runs too.
+    beta1: float | None = declare(
+        None, "--beta1", "Adam beta1 of both networks (default: 0.9 for mlp, torch's default as in the article; 0.5 for dcgan)",
+        must=("be in [0, 1)", lambda v: 0 <= v < 1), article=(None, 0.9), older=0.9, **_RESEARCH,
+    )
+    beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
 
     @property
     def real_target(self) -> float:
@@ -80,43 +142,16 @@ class Config:
 
     def validate(self) -> Config:
         """Returns self, or raises ConfigError naming the first bad field."""
+        for setting in CONFIG_SETTINGS:
+            if problem := setting.problem(getattr(self, setting.name)):
+                raise ConfigError(problem)
         checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
-            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}."),
-            (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}."),
-            (self.subset is None or self.subset >= 1, f"--subset must be at least 1 image, got {self.subset}."),
-            (self.digit is None or 0 <= self.digit <= 9, f"--digit must be one of 0-9, got {self.digit}."),
-            (
-                0.0 <= self.label_smoothing < 0.5,
-                f"--label-smoothing must be in [0, 0.5) (the blog's choice is 0.02), got {self.label_smoothing}.",
-            ),
-            (self.g_loss in G_LOSSES, f"--g-loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}."),
-            (self.d_loss in D_LOSSES, f"--d-loss must be one of {', '.join(D_LOSSES)}, got {self.d_loss!r}."),
             (
                 self.label_smoothing == 0 or (self.d_loss == "bce" and self.g_loss in BCE_G_LOSSES),
                 "--label-smoothing sets BCE targets; it applies to --d-loss bce with --g-loss non_saturating or minimax only.",
             ),
-            (math.isfinite(self.gp_weight) and self.gp_weight >= 0, f"--gp-weight must be 0 or more (WGAN-GP uses 10), got {self.gp_weight}."),
-            (self.d_steps >= 1, f"--d-steps must be at least 1 (WGAN-GP uses 5), got {self.d_steps}."),
-            (0 <= self.adam_beta1 < 1 and 0 <= self.beta2 < 1, f"--beta1 and --beta2 must be in [0, 1), got {self.adam_beta1} and {self.beta2}."),
             (not (self.conditional and self.digit is not None), "--conditional learns every class; it cannot be combined with --digit."),
-            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}."),
-            (self.dcgan_features >= 1, f"--dcgan-features must be at least 1, got {self.dcgan_features}."),
-            (self.latent_dim >= 1, f"--latent-dim must be at least 1, got {self.latent_dim}."),
-            (all(f >= 1 for f in self.g_features), f"generator widths must be positive, got {self.g_features}."),
-            (all(f >= 1 for f in self.d_features), f"discriminator widths must be positive, got {self.d_features}."),
-            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}."),
-            (
-                self.dataset in DATASETS or (self.dataset.startswith("tfds:") and len(self.dataset) > 5),
-                f"--dataset must be mnist, fashion_mnist or tfds:NAME (a TFDS image data set), got {self.dataset!r}.",
-            ),
-            (self.sample_every >= 1, f"--sample-every must be at least 1 epoch, got {self.sample_every}."),
-            (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1 epoch, got {self.checkpoint_every}."),
-            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be at least 1, got {self.keep_checkpoints}."),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
-            (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 epoch, got {self.eval_every}."),
-            (10 <= self.eval_n <= 10_000, f"--eval-n must be in [10, 10000] (the test set has 10,000 images), got {self.eval_n}."),
             (
                 self.eval_every is None or (self.data_dir is None and self.dataset == "mnist"),
                 "--eval-every measures with an MNIST classifier; it applies to --dataset mnist without --data-dir only.",
@@ -146,18 +181,17 @@ class Config:
             )
 
     def non_article_options(self) -> list[str]:
-        """The research flags this config sets away from the article's (what torch_baseline cannot run)."""
-        d = Config()
-        names = {
-            "arch": "--arch", "dcgan_features": "--dcgan-features", "conditional": "--conditional", "d_loss": "--d-loss",
-            "gp_weight": "--gp-weight", "d_steps": "--d-steps", "beta2": "--beta2",
-        }
-        out = [flag for field, flag in names.items() if getattr(self, field) != getattr(d, field)]
-        if self.beta1 not in (None, 0.9):
-            out.append("--beta1")
-        if self.g_loss not in BCE_G_LOSSES:
-            out.append(f"--g-loss {self.g_loss}")
-        return out
+        """The settings this config sets away from what torch_baseline (the article's GAN) runs, as flags."""
+        return [named for s in CONFIG_SETTINGS if (named := s.not_for(TORCH, getattr(self, s.name)))]
+
+    def run_record(self, trainer: str, **framework: Any) -> dict:
+        """config.json's settings: every field, "framework", and `trainer`'s framework settings, of which
+        those that define a run must be given (the trainer adds what it learns, e.g. image_shape)."""
+        takes = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers}
+        needs = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers and s.run}
+        if not needs <= framework.keys() <= takes:
+            raise TypeError(f"run_record({trainer!r}) takes {sorted(takes)} and needs {sorted(needs)}; got {sorted(framework)}.")
+        return {**self.to_dict(), "framework": trainer, **framework}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -170,71 +204,58 @@ class Config:
         return cls(**values)
 
 
-def build_parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
-    """The flags both trainers share; each script adds its own framework's flags."""
-    d = Config()
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step (the article: 6000, 10 steps an epoch)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of both networks")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, noise, dropout and shuffling")
-    p.add_argument("--subset", type=int, default=None, help="train on the first N images only (after --digit)")
-    p.add_argument("--digit", type=int, default=None, help="train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)")
-    p.add_argument(
-        "--label-smoothing", type=float, default=d.label_smoothing,
-        help="targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
-    )
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate after each hidden layer of the MLP discriminator (the article: 0.3)")
-    p.add_argument("--g-loss", choices=G_LOSSES, default=d.g_loss, help="generator loss (the article: non_saturating; torch_baseline also runs minimax)")
-    p.add_argument("--dataset", default=d.dataset, help="mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)")
-    p.add_argument("--data-dir", default=None, help="mnist and fashion_mnist: a folder of the four standard IDX files; tfds:NAME: TFDS's data folder")
-    p.add_argument("--workdir", default=default_workdir, help="where metrics.jsonl, samples/ and losses.png go")
-    p.add_argument("--sample-every", type=int, default=d.sample_every, help="save a fixed-noise sample grid every k epochs (and at the end)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="save a checkpoint every k epochs (and at the end, and on Ctrl-C)")
-    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="how many of the newest checkpoints to keep")
-    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its newest intact checkpoint, up to --epochs")
-    p.add_argument("--overwrite", action="store_true", help="start a new run in a workdir that already holds one (its files are replaced)")
-    p.add_argument("--eval-every", type=int, default=None, help="add FID and the other sample-quality figures to metrics.jsonl every k epochs (jaxgan only)")
-    p.add_argument("--eval-n", type=int, default=d.eval_n, help="samples and test images per --eval-every evaluation")
-    r = p.add_argument_group("research options (jaxgan only)")
-    r.add_argument("--arch", choices=ARCHS, default=d.arch, help="mlp: the article's networks; dcgan: convolutional G and D")
-    r.add_argument("--dcgan-features", type=int, default=d.dcgan_features, help="--arch dcgan: channels of the first convolution")
-    r.add_argument("--conditional", action="store_true", help="feed one-hot class labels to G and D; sample grids show one class a row")
-    r.add_argument("--d-loss", choices=D_LOSSES, default=d.d_loss, help="discriminator loss (the article: bce)")
-    r.add_argument("--gp-weight", type=float, default=d.gp_weight, help="weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)")
-    r.add_argument("--d-steps", type=int, default=d.d_steps, help="D updates per G update, each on its own batch (WGAN-GP: 5)")
-    r.add_argument("--beta1", type=float, default=None, help="Adam beta1 of both networks (default: 0.9 for mlp, torch's default as in the article; 0.5 for dcgan)")
-    r.add_argument("--beta2", type=float, default=d.beta2, help="Adam beta2 of both networks")
-    return p
+CONFIG_SETTINGS = of_fields(Config)
+# What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run.
+FRAMEWORK_SETTINGS = (
+    Setting("dtype", "float32", "--dtype", "matrix-product dtype; params and Adam state stay float32", str,
+            choices=("float32", "bfloat16"), trainers=(JAX,), run=True),
+    Setting("prng", "threefry2x32", "--prng", "JAX random-number implementation for noise, dropout and shuffling", str,
+            choices=PRNG_IMPLS, trainers=(JAX,), run=True),
+    Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int,
+            trainers=(JAX,)),
+    Setting("coordinator_address", None, "--coordinator-address", "host:port of process 0, for a run of several processes", str,
+            trainers=(JAX,), env="JAX_COORDINATOR_ADDRESS"),
+    Setting("num_processes", None, "--num-processes", "how many processes take part, one per host", int,
+            trainers=(JAX,), env="JAX_NUM_PROCESSES"),
+    Setting("process_id", None, "--process-id", "this process's rank, 0 to --num-processes - 1; process 0 writes the files", int,
+            trainers=(JAX,), env="JAX_PROCESS_ID"),
+    Setting("device", None, "--device", "torch device, e.g. cpu or cuda (default: cuda if available)", str, trainers=(TORCH,)),
+    Setting("loader", "article", "--loader",
+            "article: its per-image transform through a DataLoader; device: data resident on the device", str,
+            choices=("article", "device"), trainers=(TORCH,), run=True),
+)
+SETTINGS = CONFIG_SETTINGS + FRAMEWORK_SETTINGS
+# The settings a resumed run must match, by name (jaxgan.runs.check_same_run).
+RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        subset=args.subset,
-        digit=args.digit,
-        label_smoothing=args.label_smoothing,
-        g_loss=args.g_loss,
-        dropout=args.dropout,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        workdir=args.workdir,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        eval_every=args.eval_every,
-        eval_n=args.eval_n,
-        arch=args.arch,
-        dcgan_features=args.dcgan_features,
-        conditional=args.conditional,
-        d_loss=args.d_loss,
-        gp_weight=args.gp_weight,
-        d_steps=args.d_steps,
-        beta1=args.beta1,
-        beta2=args.beta2,
-    ).validate()
+def build_parser(trainer: str, description: str, default_workdir: str) -> argparse.ArgumentParser:
+    """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`."""
+    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir})
+
+
+def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:
+    """The validated Config and `trainer`'s framework settings by name; ConfigError on a bad value
+    or a framework flag of the other trainer (the research options are refused where they cannot run:
+    Config.non_article_options)."""
+    given = vars(args)
+    foreign = [s for s in FRAMEWORK_SETTINGS if s.name in given and s.not_for(trainer, given[s.name])]
+    if foreign:
+        other = foreign[0].trainers[0]
+        raise ConfigError(
+            f"{', '.join(s.flag for s in foreign)} is a {OWNER[other]} option: run it with {SCRIPT[other]}."
+        )
+    config = Config(**{s.name: given[s.name] for s in CONFIG_SETTINGS if s.name in given}).validate()
+    mine = [s for s in FRAMEWORK_SETTINGS if trainer in s.trainers]
+    return config, {s.name: _from_env(s) if given[s.name] is None and s.env else given[s.name] for s in mine}
+
+
+def _from_env(setting: Setting) -> Any:
+    """The variable's value as the flag's type (the env settings are strings and whole numbers)."""
+    value = os.environ.get(setting.env)
+    if not value:
+        return None
+    try:
+        return setting.type(value)
+    except ValueError:
+        raise ConfigError(f"${setting.env} must be a whole number, got {value!r}; fix or unset it.") from None

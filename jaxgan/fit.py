@@ -63,7 +63,7 @@ def fit(
     mesh = parallel.data_mesh(config.batch_size, devices)
     custom = gan != article_like
     run_info = {
-        **config.to_dict(), "framework": "jax", "dtype": str(dtype or "float32"), "prng": prng_impl,
+        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl),
         "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
         "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": mesh.size, "processes": jax.process_count(),
         # A custom GAN is described by what it is, not by the config's research fields.

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgan import config
+
 
 def bce(logits_B: jax.Array, target: float) -> jax.Array:
     """Mean binary cross-entropy of sigmoid(logits) against a constant target."""
@@ -103,19 +105,9 @@ def gradient_penalty(
     return jnp.mean((norms_B - 1.0) ** 2)
 
 
-D_LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "bce": d_bce,
-    "least_squares": d_least_squares,
-    "hinge": d_hinge,
-    "wasserstein": d_wasserstein,
-}
-G_LOSSES: dict[str, Callable[..., jax.Array]] = {
-    "non_saturating": g_non_saturating,
-    "minimax": g_minimax,
-    "least_squares": g_least_squares,
-    "hinge": g_hinge,
-    "wasserstein": g_wasserstein,
-}
+# By name, as jaxgan.config declares them (the names the flags take): d_<name> and g_<name> above.
+D_LOSSES: dict[str, Callable[..., jax.Array]] = {name: globals()[f"d_{name}"] for name in config.D_LOSSES}
+G_LOSSES: dict[str, Callable[..., jax.Array]] = {name: globals()[f"g_{name}"] for name in config.G_LOSSES}
 
 
 @dataclasses.dataclass(frozen=True)

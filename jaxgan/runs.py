@@ -17,20 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxgan import files
-from jaxgan.config import Config, ConfigError, UserError
+from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
 
-# Settings that define a run: resuming with any of them changed would continue a different run.
-RUN_FIELDS = (
-    "framework", "model", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
-    "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
-    "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2",
-)
-
-# What runs saved before a setting existed had: they still resume.
-RUN_DEFAULTS = {
-    field: getattr(Config(), field)
-    for field in ("dataset", "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2")
-} | {"beta1": 0.9, "model": None}  # runs before --beta1 trained with torch's 0.9
+# What a resumed run must match: which framework trained it, a custom GAN's description, and the
+# settings declared run-defining. A run saved before a setting existed resumes with the value it had.
+RUN_FIELDS = ("framework", "model", *RUN_SETTINGS)
+RUN_DEFAULTS = {"model": None} | {name: s.resume_default for name, s in RUN_SETTINGS.items()}
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -115,13 +107,18 @@ def check_same_run(saved: dict, current: dict) -> None:
     for field in RUN_FIELDS:
         if field in saved or field in current:
             was, now = (normalise(run.get(field, RUN_DEFAULTS.get(field))) for run in (saved, current))
+            if was != now and field == "framework":
+                raise ConfigError(
+                    f"cannot resume: the run in this workdir was trained by {was}, not {now}; "
+                    f"continue it with scripts/train_{was}.py or use another --workdir."
+                )
             if was != now and field == "model":
                 raise ConfigError(
                     f"cannot resume: the run in this workdir was trained with another GAN ({was or 'the one its config describes'}); "
                     "resume it with the same networks, losses and settings (fit(gan=...)) or use another --workdir."
                 )
             if was != now:
-                flag = "--" + field.replace("_", "-")
+                flag = RUN_SETTINGS[field].label if field in RUN_SETTINGS else field
                 raise ConfigError(
                     f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
                     f"use the same {flag} or another --workdir."

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import ConfigError, build_parser, config_from_args
+from jaxgan.config import TORCH, ConfigError, build_parser, from_flags
 from jaxgan.runs import run_cli
 
 # The lock-step check: a few steps from the same weights on the same batches and
@@ -246,15 +246,11 @@ def report_markdown(r: dict) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(__doc__, default_workdir="runs/compare")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
-    parser.add_argument("--loader", choices=("article", "device"), default="article",
-                        help="torch's data path: article: its per-image transform through a DataLoader; "
-                        "device: data resident on the device")
-    args = parser.parse_args(argv)
+    # The article's flags and torch's framework flags; the research options are parsed, to be refused.
+    args = build_parser(TORCH, __doc__, default_workdir="runs/compare").parse_args(argv)
 
     def run():
-        config = config_from_args(args)
+        config, options = from_flags(TORCH, args)
         if config.non_article_options():
             raise ConfigError(
                 f"compare.py runs the article's GAN in both frameworks; {', '.join(config.non_article_options())} "
@@ -262,7 +258,7 @@ def main(argv=None) -> int:
             )
         from torch_baseline.train import resolve_device
 
-        return compare(config, device=resolve_device(args.device), loader=args.loader, argv=argv)
+        return compare(config, device=resolve_device(options["device"]), loader=options["loader"], argv=argv)
 
     return run_cli(run, done="{workdir}/report.md")
 

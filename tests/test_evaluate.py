@@ -134,7 +134,7 @@ def test_eval_every_adds_figures_to_metrics_jsonl(runs, tmp_path, capsys):
         ("train_jax", ["--eval-every", "0"], "--eval-every must be at least 1 epoch"),
         ("train_jax", ["--eval-every", "1", "--eval-n", "20000"], "--eval-n must be in [10, 10000]"),
         ("train_jax", ["--eval-every", "1", "--data-dir", "/usr/share/datasets/fashion-mnist"], "applies to --dataset mnist without --data-dir only"),
-        ("train_torch", ["--eval-every", "1"], "--eval-every is for train_jax.py only"),
+        ("train_torch", ["--eval-every", "1"], "--eval-every is a jaxgan option: run it with scripts/train_jax.py."),
     ],
 )
 def test_bad_eval_flags_are_refused(tmp_path, capsys, script, argv, message):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxgan.config import Config, ConfigError, build_parser, config_from_args
+from jaxgan.config import JAX, Config, ConfigError, build_parser, from_flags
 
 NUMBERS = st.one_of(
     st.integers(-10**12, 10**12).map(str),
@@ -25,7 +25,7 @@ class ParserExit(Exception):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(FLAGS), NUMBERS), max_size=5), st.booleans(), st.booleans(), st.booleans())
 def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwrite, conditional):
-    parser = build_parser("test", "runs/x")
+    parser = build_parser(JAX, "test", "runs/x")
 
     def refuse(message):
         raise ParserExit(message)
@@ -39,7 +39,7 @@ def test_random_flags_give_a_valid_config_or_a_clear_error(pairs, resume, overwr
         assert "argument" in str(e)  # argparse names the flag
         return
     try:
-        config = config_from_args(args)
+        config, _ = from_flags(JAX, args)
     except ConfigError as e:
         message = str(e)
         assert message.startswith("--") and message.endswith(".") and "\n" not in message

@@ -109,8 +109,7 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {
-        **config.to_dict(), "framework": "torch", "device": device, "loader": loader, "beta1": config.adam_beta1,
-        "image_shape": list(train.image_shape),
+        **config.run_record("torch", device=device, loader=loader), "beta1": config.adam_beta1, "image_shape": list(train.image_shape),
     }
     torch.manual_seed(config.seed)
     G, D, g_optim, d_optim = build(config, int(np.prod(train.image_shape)), device)
