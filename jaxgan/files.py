@@ -55,3 +55,25 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def unwritable(folder: Path | str) -> str | None:
+    """Why no file can be made in `folder` ("does not exist", "cannot be written (...)"), or None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "does not exist"
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"cannot be written ({e.strerror})"
+    return None
+
+
+def disk_full(folder: Path | str, margin: int = 16 * 2**20) -> bool:
+    """Whether the file system of `folder` has less than `margin` bytes left."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False

@@ -220,11 +220,26 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                 reporting.save_grid(trainer.sample(z_grid, grid_labels), png, trainer.image_shape, grid_cols)
                 tensorboard.image("samples", png, epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                checkpointer.save(epoch, trainer.snapshot(), run_info)
+                _save(checkpointer, epoch, trainer.snapshot(), run_info)
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
     return records
+
+
+def _save(checkpointer: Checkpointer, epoch: int, snapshot: Any, run_info: dict) -> None:
+    """A checkpoint, or one sentence saying why none could be written (a full disk, a folder gone
+    read-only: Orbax and torch report these in many forms) and what is kept."""
+    try:
+        checkpointer.save(epoch, snapshot, run_info)
+    except Exception as e:  # noqa: BLE001 - every way a save fails ends the same way
+        kept = [saved for saved in checkpointer.epochs() if saved != epoch]
+        raise runs.WriteError(
+            f"the checkpoint of epoch {epoch} could not be written to {checkpointer.directory} ({_first_line(e)}"
+            f"{'; the disk is full' if files.disk_full(checkpointer.directory) else ''}); "
+            + (f"the checkpoint of epoch {kept[-1]} is kept" if kept else "no checkpoint was saved yet")
+            + ": free some space or fix the folder, then continue with --resume."
+        ) from None
 
 
 def _finish(config: Config, trainer: Trainer, workdir: Path, records: list[dict], team: Team, title: str) -> None:

@@ -31,6 +31,10 @@ class CheckpointError(UserError):
     """No usable checkpoint, or one that belongs to another run."""
 
 
+class WriteError(UserError):
+    """A file of the run could not be written (a full disk, a folder gone read-only)."""
+
+
 class Diverged(RuntimeError):
     """A loss or a parameter stopped being finite."""
 
@@ -198,6 +202,10 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
     except Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:  # a file of the run could not be written or read
+        print(f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); "
+              "free some space or fix the folder, then continue with --resume.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # before the loop took over Ctrl-C, or a second Ctrl-C
         print("stopped: interrupted; what the last checkpoint saved is kept (continue with --resume).", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaxgan import files
 from jaxgan.config import UserError
 from jaxgan.run_samples import final_samples
 
@@ -40,8 +41,8 @@ def main(argv=None) -> int:
         print(f"error: --seed must be in [0, 2**32), got {args.seed}.", file=sys.stderr)
         return 2
     for flag, path in (("--json", args.json), ("--grid", args.grid)):
-        if path and not Path(path).absolute().parent.is_dir():
-            print(f"error: the folder of {flag} {path} does not exist; create it or choose another path.", file=sys.stderr)
+        if path and (problem := files.unwritable(Path(path).absolute().parent)):
+            print(f"error: the folder of {flag} {path} {problem}; create it or choose another path.", file=sys.stderr)
             return 2
 
     import jax

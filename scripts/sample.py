@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan import reporting
+from jaxgan import files, reporting
 from jaxgan.config import Config, UserError
 from jaxgan.runs import read_run_config
 
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
             raise UserError(f"--n must be between 1 and 10000, got {args.n}.")
         if not 0 <= args.seed < 2**32:
             raise UserError(f"--seed must be in [0, 2**32), got {args.seed}.")
-        if not Path(args.out).absolute().parent.is_dir():
-            raise UserError(f"the folder of --out {args.out} does not exist; create it or choose another path.")
+        if problem := files.unwritable(Path(args.out).absolute().parent):
+            raise UserError(f"the folder of --out {args.out} {problem}; create it or choose another path.")
         if not (workdir / "config.json").is_file():
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
         saved = read_run_config(workdir / "config.json")

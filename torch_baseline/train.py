@@ -171,7 +171,8 @@ class TorchTrainer:
                     sums[k] += v
                 self._step += 1
         except RuntimeError as e:
-            if "between 0 and 1" not in str(e):  # BCELoss refusing a NaN D output
+            # BCELoss refusing a NaN D output, or Adam's step overflowing: the run diverged.
+            if "between 0 and 1" not in str(e) and "overflow" not in str(e):
                 raise
             return dict.fromkeys(sums, float("nan"))
         return {k: v.item() / self.steps_per_epoch for k, v in sums.items()}  # the epoch's only device sync

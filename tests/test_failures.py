@@ -1,0 +1,102 @@
+"""Every failure of a run ends in one sentence and loses nothing on disk: full disks, stray
+files, bad settings files, unwritable outputs (tests/test_robustness.py: kills and resumes)."""
+
+import errno
+import json
+
+import pytest
+
+from conftest import load_script
+from test_robustness import losses, train
+
+SAVE_FAILURES = {
+    "disk full": OSError(errno.ENOSPC, "No space left on device"),
+    "torch's full disk": RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file: unexpected pos"),
+    "orbax's full disk": ValueError("RESOURCE_EXHAUSTED: Error writing to file: No space left on device"),
+}
+
+
+@pytest.mark.parametrize("script", ["train_jax", "train_torch"])
+@pytest.mark.parametrize("failure", SAVE_FAILURES)
+def test_a_failed_checkpoint_save_is_one_sentence_and_keeps_the_last_checkpoint(script, failure, tmp_path, capsys, monkeypatch):
+    module = "jaxgan.checkpoint" if script == "train_jax" else "torch_baseline.checkpoint"
+    checkpointer = __import__(module, fromlist=["Checkpointer"]).Checkpointer
+    real_save = checkpointer.save
+
+    def save(self, epoch, *args):
+        if epoch >= 2:
+            raise SAVE_FAILURES[failure]
+        real_save(self, epoch, *args)
+
+    monkeypatch.setattr(checkpointer, "save", save)
+    run = tmp_path / "run"
+    assert train(script, run, 3) == 2
+    err = capsys.readouterr().err
+    last = err.rstrip().splitlines()[-1]  # the lines before it are the progress bar's
+    assert "Traceback" not in err and last.startswith("error: the checkpoint of epoch 2 could not be written"), err
+    assert "the checkpoint of epoch 1 is kept" in last and last.endswith("continue with --resume.")
+    assert [r[0] for r in losses(run)] == [1, 2]
+    monkeypatch.setattr(checkpointer, "save", real_save)
+    assert train(script, run, 3, "--resume") == 0
+    assert [r[0] for r in losses(run)] == [1, 2, 3]
+
+
+def test_torch_ignores_stray_files_and_removes_its_torn_temporaries(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train("train_torch", run, 1) == 0
+    (run / "checkpoints" / "epoch_abc.pt").write_text("not a checkpoint")
+    (run / "checkpoints" / ".epoch_000002.tmp-x1y2.pt").write_bytes(b"torn")
+    assert train("train_torch", run, 2, "--resume") == 0
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["epoch_000001.pt", "epoch_000001.pt.sha256", "epoch_000002.pt", "epoch_000002.pt.sha256", "epoch_abc.pt"]
+
+
+def test_torch_overflowing_adam_is_a_divergence(tmp_path, capsys):
+    assert train("train_torch", tmp_path / "run", 2, "--lr", "1e38") == 3
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_malformed_config_json_is_one_sentence_for_resume_and_sample(text, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train("train_torch", run, 1) == 0
+    (run / "config.json").write_text(text)
+    before = (run / "metrics.jsonl").read_text()
+    assert train("train_torch", run, 2, "--resume") == 2
+    assert f"{run / 'config.json'}" in capsys.readouterr().err
+    assert load_script("sample").main(["--workdir", str(run), "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_sample_of_a_run_without_checkpoints_says_so_and_writes_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"framework": "torch", "latent_dim": 128, "image_shape": [28, 28]}))
+    assert load_script("sample").main(["--workdir", str(run), "--out", str(tmp_path / "g.png")]) == 2
+    assert "holds no checkpoint yet" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("script, flag", [("sample", "--out"), ("evaluate", "--json")])
+def test_outputs_into_a_folder_that_cannot_be_written_are_refused_first(script, flag, tmp_path, capsys):
+    # /proc exists but no file can be made in it, not even by root.
+    argv = ["--workdir", str(tmp_path), flag, "/proc/jaxgan-test.out"]
+    assert load_script(script).main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the folder of {flag} /proc/jaxgan-test.out cannot be written" in err
+
+
+def test_a_second_ctrl_c_or_one_during_start_up_is_one_line(tmp_path, capsys, monkeypatch):
+    import jaxgan.data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxgan.data, "load", interrupted)
+    assert train("train_torch", tmp_path / "run", 1) == 130
+    assert capsys.readouterr().err.startswith("stopped: interrupted")
+
+
