@@ -18,6 +18,9 @@ from jaxgan import classifier, data, metrics, reporting
 
 N_TEST = 10_000
 PR_K = 3
+KID_SUBSETS = 100  # Bińkowski et al.'s protocol: 100 subsets of min(1000, N)
+KID_SUBSET_SIZE = 1000
+NN_SPACES = ("features", "pixels")
 
 
 class RunError(ValueError):
@@ -31,9 +34,29 @@ class Reference:
     features_NxF: np.ndarray
     logits_NxK: np.ndarray
     labels_N: np.ndarray
+    pixels_NxD: np.ndarray | None = None  # the images, for the memorisation check in pixel space
+    # The held-out images' distances to the training set: the memorisation check's yardstick, once per space.
+    _nn_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels_N)
+
+    def vectors(self, space: str) -> np.ndarray:
+        if space == "pixels" and self.pixels_NxD is None:
+            raise RunError("this Reference holds no pixels; build it with evaluate.reference() to check memorisation in pixel space.")
+        return self.features_NxF if space == "features" else to_unit_range(self.pixels_NxD)
+
+    def nn_train_distances(self, space: str) -> np.ndarray:
+        """Each image's distance to its nearest MNIST training image in `space`, computed once."""
+        if space not in self._nn_cache:
+            self._nn_cache[space] = metrics.nearest_distances(self.vectors(space), train_reference().vectors(space))
+        return self._nn_cache[space]
+
+
+def to_unit_range(x_NxD: np.ndarray) -> np.ndarray:
+    """Images as float32 in [-1, 1], from uint8 pixels or floats already there."""
+    x_NxD = np.asarray(x_NxD).reshape(len(x_NxD), -1)
+    return x_NxD.astype(np.float32) / np.float32(127.5) - np.float32(1.0) if x_NxD.dtype == np.uint8 else x_NxD.astype(np.float32)
 
 
 @functools.cache
@@ -52,7 +75,13 @@ def reference(images: data.Images, n: int | None = None, seed: int = 0) -> Refer
     """The classifier's view of `n` images (all of them by default) of a split."""
     idx = choose(len(images), n or len(images), seed)
     features, logits = classifier.embed(classifier_params(), images.flat_NxD[idx])
-    return Reference(features, logits, images.labels_N[idx])
+    return Reference(features, logits, images.labels_N[idx], images.flat_NxD[idx])
+
+
+@functools.cache
+def train_reference() -> Reference:
+    """All 60,000 MNIST training images: what the memorisation check measures distances to."""
+    return reference(data.load("train"))
 
 
 def test_reference(n: int = N_TEST, seed: int = 0) -> Reference:
@@ -61,23 +90,41 @@ def test_reference(n: int = N_TEST, seed: int = 0) -> Reference:
 
 
 def evaluate_samples(
-    samples_NxD: np.ndarray, ref: Reference | None = None, labels_N: np.ndarray | None = None, k: int = PR_K
+    samples_NxD: np.ndarray,
+    ref: Reference | None = None,
+    labels_N: np.ndarray | None = None,
+    k: int = PR_K,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    nn_spaces: tuple[str, ...] = ("features",),
 ) -> dict:
     """Every metric of the samples (floats in [-1, 1] or uint8 pixels) against `ref`.
 
     `ref` defaults to as many test images as there are samples (FID depends on N:
     compare figures at the same N only). Returns n, fid, fd_logits,
-    classifier_score, precision, recall, modes (classes hit), mode_kl (nats) and
-    class_histogram (the fraction of samples per predicted class); with the labels
-    a conditional G was asked for, also class_accuracy (the fraction the classifier
-    reads as the asked-for class).
+    classifier_score, precision, recall, modes (classes hit), mode_kl (nats),
+    class_histogram (the fraction of samples per predicted class); n_reference;
+    kid and kid_std (mean and std over kid_subsets subsets of kid_subset_size,
+    at most N); for each of `nn_spaces` ("features": the classifier's; "pixels":
+    [-1, 1] images, Euclidean), the memorisation check against the 60,000
+    training images: nn_{space}_median (samples), nn_{space}_median_test (the
+    reference's images) and nn_{space}_close (the share of samples closer than
+    the reference's 1st percentile). With the labels a conditional G was asked
+    for, also class_accuracy (the fraction the classifier reads as the asked-for
+    class) and intra_fid (the mean over classes of FID within a class;
+    intra_fid_per_class, intra_fid_class_n: [samples, reference images] per
+    class; None where a class has fewer than 2).
     """
+    if unknown := set(nn_spaces) - set(NN_SPACES):
+        raise RunError(f"nn_spaces: unknown {sorted(unknown)}; choose from {NN_SPACES}.")
     ref = ref if ref is not None else test_reference(len(samples_NxD))
     features, logits = classifier.embed(classifier_params(), samples_NxD)
     predicted_N = logits.argmax(1)
     precision, recall = metrics.precision_recall(ref.features_NxF, features, k)
     modes, mode_kl = metrics.mode_coverage(predicted_N, ref.labels_N)
-    return {
+    subset_size = min(kid_subset_size, len(features), len(ref))
+    kid, kid_std = metrics.kid(features, ref.features_NxF, kid_subsets, subset_size)
+    figures = {
         "n": len(samples_NxD),
         "fid": metrics.fid(features, ref.features_NxF),
         "fd_logits": metrics.fid(logits, ref.logits_NxK),
@@ -87,8 +134,31 @@ def evaluate_samples(
         "modes": modes,
         "mode_kl": mode_kl,
         "class_histogram": metrics.class_histogram(predicted_N).round(4).tolist(),
-        **({} if labels_N is None else {"class_accuracy": float(np.mean(predicted_N == np.asarray(labels_N)))}),
+        "n_reference": len(ref),
+        "kid": kid,
+        "kid_std": kid_std,
+        "kid_subsets": kid_subsets,
+        "kid_subset_size": subset_size,
     }
+    for space in nn_spaces:
+        samples = features if space == "features" else to_unit_range(samples_NxD)
+        dists_N = metrics.nearest_distances(samples, train_reference().vectors(space))
+        median, median_test, close = metrics.memorisation(dists_N, ref.nn_train_distances(space))
+        figures |= {f"nn_{space}_median": median, f"nn_{space}_median_test": median_test, f"nn_{space}_close": close}
+    if nn_spaces:
+        figures["nn_train_n"] = len(train_reference())
+    if labels_N is not None:
+        figures["class_accuracy"] = float(np.mean(predicted_N == np.asarray(labels_N)))
+        figures |= _intra_fid(features, np.asarray(labels_N), ref)
+    return figures
+
+
+def _intra_fid(features_NxF: np.ndarray, labels_N: np.ndarray, ref: Reference, n_classes: int = 10) -> dict:
+    class_n = [[int(np.sum(labels_N == c)), int(np.sum(ref.labels_N == c))] for c in range(n_classes)]
+    if min(min(pair) for pair in class_n) < 2:
+        return {"intra_fid": None, "intra_fid_per_class": None, "intra_fid_class_n": class_n}
+    mean, per_class = metrics.intra_fid(features_NxF, labels_N, ref.features_NxF, ref.labels_N, n_classes)
+    return {"intra_fid": mean, "intra_fid_per_class": [round(f, 4) for f in per_class], "intra_fid_class_n": class_n}
 
 
 def sample_labels(num_classes: int, n: int) -> np.ndarray | None:

@@ -1,9 +1,10 @@
 """Sample-quality metrics on classifier features and outputs: pure NumPy, float64.
 
 FID and its sibling on logits (Fréchet distance of two Gaussians fitted to the
-two feature sets), the classifier score, improved precision/recall
-(Kynkäänniemi et al. 2019) and mode coverage. FID is biased by the sample size:
-compare only figures computed at the same N, beside the real-vs-real floor.
+two feature sets), FID within each class, KID (unbiased), the classifier score,
+improved precision/recall (Kynkäänniemi et al. 2019), mode coverage and the
+nearest-neighbour distances of a memorisation check. FID is biased by the sample
+size: compare only figures computed at the same N, beside the real-vs-real floor.
 """
 
 from __future__ import annotations
@@ -46,6 +47,86 @@ def frechet_distance(mu1_F, sigma1_FxF, mu2_F, sigma2_FxF) -> float:
 def fid(x_NxF: np.ndarray, y_MxF: np.ndarray) -> float:
     """The Fréchet distance between Gaussians fitted to two feature sets."""
     return frechet_distance(*gaussian_stats(x_NxF), *gaussian_stats(y_MxF))
+
+
+def intra_fid(x_NxF, labels_N, y_MxF, labels_M, n_classes: int = 10) -> tuple[float, list[float]]:
+    """(mean over classes, per-class FIDs): class c of x against class c of y."""
+    labels_N, labels_M = np.asarray(labels_N), np.asarray(labels_M)
+    per_class = []
+    for c in range(n_classes):
+        x_c, y_c = np.asarray(x_NxF)[labels_N == c], np.asarray(y_MxF)[labels_M == c]
+        if min(len(x_c), len(y_c)) < 2:
+            raise ValueError(f"class {c} has {len(x_c)} and {len(y_c)} feature vectors; intra-FID needs at least 2 of each class on both sides.")
+        per_class.append(fid(x_c, y_c))
+    return float(np.mean(per_class)), per_class
+
+
+def polynomial_kernel(x_NxF: np.ndarray, y_MxF: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x.y / F + 1)^3, KID's kernel, [N, M] in float64."""
+    x_NxF, y_MxF = np.asarray(x_NxF, np.float64), np.asarray(y_MxF, np.float64)
+    return (x_NxF @ y_MxF.T / x_NxF.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x_NxF: np.ndarray, y_MxF: np.ndarray) -> float:
+    """The unbiased estimate of MMD^2 with `polynomial_kernel` (Bińkowski et al. 2018, eq. 3).
+
+    The within-set means leave out the diagonal k(x_i, x_i), so the estimate's
+    expectation is 0 for two samples of one distribution (it can be negative).
+    """
+    n, m = len(x_NxF), len(y_MxF)
+    if min(n, m) < 2:
+        raise ValueError(f"MMD needs at least 2 feature vectors on each side, got {n} and {m}.")
+    k_xx, k_yy = polynomial_kernel(x_NxF, x_NxF), polynomial_kernel(y_MxF, y_MxF)
+    within = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1)) + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within - 2.0 * polynomial_kernel(x_NxF, y_MxF).mean())
+
+
+def kid(x_NxF: np.ndarray, y_MxF: np.ndarray, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """KID: (mean, standard deviation) of `mmd2_unbiased` over random subsets of each set.
+
+    Each subset draws `subset_size` vectors of each set without replacement (the
+    protocol of Bińkowski et al.: 100 subsets of 1000). The std is the spread of
+    one subset's estimate (NumPy's std, ddof 0, as torch-fidelity and clean-fid
+    report it), not the standard error of the mean.
+    """
+    x_NxF, y_MxF = np.asarray(x_NxF, np.float64), np.asarray(y_MxF, np.float64)
+    if not 2 <= subset_size <= min(len(x_NxF), len(y_MxF)) or n_subsets < 1:
+        raise ValueError(
+            f"KID needs 2 <= subset_size <= {min(len(x_NxF), len(y_MxF))} (the smaller set) and n_subsets >= 1, "
+            f"got {subset_size} and {n_subsets}."
+        )
+    rng = np.random.default_rng(seed)
+    estimates = [
+        mmd2_unbiased(x_NxF[rng.choice(len(x_NxF), subset_size, replace=False)], y_MxF[rng.choice(len(y_MxF), subset_size, replace=False)])
+        for _ in range(n_subsets)
+    ]
+    return float(np.mean(estimates)), float(np.std(estimates))
+
+
+def nearest_distances(x_NxD: np.ndarray, y_MxD: np.ndarray, chunk: int = 1000) -> np.ndarray:
+    """dist_N: each x's Euclidean distance to its nearest y, float64.
+
+    The search runs in float32 chunks (10,000 x 60,000 MNIST images fit in
+    memory and time); the distance to the neighbour found is then recomputed in
+    float64, so an exact copy reads 0.
+    """
+    x32, y32 = np.asarray(x_NxD, np.float32), np.asarray(y_MxD, np.float32)
+    y_sq_M = (y32 * y32).sum(1)
+    # ||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y; ||x||^2 does not change which y is nearest.
+    nearest_N = np.concatenate([(y_sq_M[None, :] - 2.0 * x32[i : i + chunk] @ y32.T).argmin(1) for i in range(0, len(x32), chunk)])
+    diff = np.asarray(x_NxD, np.float64) - np.asarray(y_MxD, np.float64)[nearest_N]
+    return np.sqrt((diff * diff).sum(1))
+
+
+def memorisation(sample_dists_N: np.ndarray, test_dists_M: np.ndarray, percentile: float = 1.0) -> tuple[float, float, float]:
+    """(median sample distance, median test distance, share of samples closer than the test's `percentile`).
+
+    The distances are to the nearest training image; held-out test images show
+    how close a new digit comes by chance, so a generator that copies has many
+    samples below the test images' low percentile.
+    """
+    threshold = np.percentile(test_dists_M, percentile)
+    return float(np.median(sample_dists_N)), float(np.median(test_dists_M)), float(np.mean(np.asarray(sample_dists_N) < threshold))
 
 
 def log_softmax(logits_NxK: np.ndarray) -> np.ndarray:

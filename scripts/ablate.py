@@ -3,10 +3,14 @@
 Each variant is the article's configuration with a few research options changed
 (see VARIANTS); all train on the same data for the same number of epochs and
 seed, then their final generators are measured with the project's evaluation
-(jaxgan.evaluate: FID and the rest at --eval-n samples). Writes, in --workdir:
-one run folder per variant, results.json and table.md (README's research table).
+(jaxgan.evaluate: FID and the rest at --eval-n samples). --seeds K trains each
+variant with seeds --seed .. --seed + K - 1 and reports every figure as mean ± sd
+over them. The table states N and the real-data floor at that N (--eval-n
+training images through the same evaluation). Writes, in --workdir: one run
+folder per variant (with K > 1, one per seed inside it), results.json and
+table.md (README's research table).
 
-    python scripts/ablate.py --epochs 10 --batch-size 100 --workdir runs/ablate
+    python scripts/ablate.py --epochs 10 --batch-size 100 --seeds 3 --workdir runs/ablate
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ VARIANTS = {
     "dcgan": ({"arch": "dcgan"}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
     "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
 }
-COLUMNS = ("fid", "precision", "recall", "modes", "class_accuracy")
+COLUMNS = ("fid", "kid", "precision", "recall", "modes", "class_accuracy", "intra_fid", "nn_features_close")
+HEADINGS = ("FID ↓", "KID ↓", "precision", "recall", "modes", "class acc.", "intra-FID ↓", "near-copies")
 
 
 def main(argv=None) -> int:
@@ -48,7 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=10, help="the budget every variant gets")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--subset", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1, help="train each variant with this many seeds (--seed, --seed + 1, ...): mean ± sd")
     p.add_argument("--eval-n", type=int, default=10_000, help="samples and test images per FID")
     p.add_argument("--workdir", default="runs/ablate")
     p.add_argument("--overwrite", action="store_true", help="replace the variants' runs if --workdir holds them")
@@ -59,86 +65,134 @@ def main(argv=None) -> int:
         unknown = [n for n in names if n not in VARIANTS]
         if unknown or not names:
             raise ConfigError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}.")
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, got {args.seeds}.")
         base = Config(
             epochs=args.epochs, batch_size=args.batch_size, subset=args.subset, seed=args.seed, eval_n=args.eval_n,
             sample_every=args.epochs, checkpoint_every=args.epochs, overwrite=args.overwrite,
         )
-        configs = {n: dataclasses.replace(base, workdir=str(Path(args.workdir) / n), **VARIANTS[n][0]).validate() for n in names}
+        seeds = range(args.seed, args.seed + args.seeds)
+        folder = lambda n, s: Path(args.workdir) / n / (f"seed{s}" if args.seeds > 1 else "")  # noqa: E731
+        configs = {
+            n: [dataclasses.replace(base, seed=s, workdir=str(folder(n, s)), **VARIANTS[n][0]).validate() for s in seeds] for n in names
+        }
         return ablate(configs, Path(args.workdir))
 
     return run_cli(run, done="{workdir}/table.md, {workdir}/results.json")
 
 
-def ablate(configs: dict[str, Config], workdir: Path) -> Path:
-    from jaxgan import evaluate, runs
-    from jaxgan.fit import fit, load_final_params
-    from jaxgan.train import gan_of_run
+def ablate(configs: dict[str, list[Config]], workdir: Path) -> Path:
+    """Trains and evaluates each variant once per seed (its list of configs); returns `workdir`."""
+    from jaxgan import data, evaluate
 
-    first = next(iter(configs.values()))
+    first = next(iter(configs.values()))[0]
+    seeds = [c.seed for c in next(iter(configs.values()))]
     reference = evaluate.test_reference(first.eval_n, first.seed)
     if not first.overwrite:  # refuse an existing variant run before training any
-        for config in configs.values():
+        for config in (c for runs_of in configs.values() for c in runs_of):
             if (Path(config.workdir) / "metrics.jsonl").exists():
                 raise ConfigError(f"{config.workdir} already holds a run; pass --overwrite or choose another --workdir.")
     # Results of other variants measured earlier at the same N stay in the table; these replace their own.
     workdir.mkdir(parents=True, exist_ok=True)
     saved = json.loads((workdir / "results.json").read_text()) if (workdir / "results.json").exists() else {}
-    budget = lambda r: (r.get("epochs"), r.get("batch_size"), r.get("subset"), r.get("seed"))  # noqa: E731
-    same = (first.epochs, first.batch_size, first.subset, first.seed)
+    budget = lambda r: (r.get("epochs"), r.get("batch_size"), r.get("subset"), r.get("seeds", [r.get("seed")]))  # noqa: E731
+    same = (first.epochs, first.batch_size, first.subset, seeds)
     results = {n: r for n, r in saved.get("variants", {}).items() if saved.get("eval_n") == first.eval_n and budget(r) == same}
-    for name, config in configs.items():
+    # The floor: N training images (their labels as the asked-for classes) through the same evaluation.
+    train = data.load("train")
+    chosen = evaluate.choose(len(train), first.eval_n, first.seed)
+    floor = evaluate.evaluate_samples(train.flat_NxD[chosen], reference, train.labels_N[chosen])
+    floor = {k: floor.get(k) for k in COLUMNS}
+    for name, runs_of in configs.items():
+        results[name] = _variant(name, runs_of, reference)
+        _write(workdir, first.eval_n, floor, results)
+    print(table(json.loads((workdir / "results.json").read_text())))
+    return workdir
+
+
+def _variant(name: str, runs_of: list[Config], reference) -> dict:
+    """One variant's figures: the mean over its seeds, their sd, and each seed's own."""
+    import numpy as np
+
+    from jaxgan import evaluate, runs
+    from jaxgan.fit import fit, load_final_params
+    from jaxgan.train import gan_of_run
+
+    config = runs_of[0]
+    record = {
+        "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
+        "subset": config.subset, "seed": config.seed, "seeds": [c.seed for c in runs_of],
+    }
+    per_seed, diverged = [], {}
+    for config in runs_of:
         start = time.perf_counter()
         try:
             run_dir = fit(config)
         except runs.Diverged as e:  # a variant that blows up is a result too
-            results[name] = {
-                "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
-                "subset": config.subset, "seed": config.seed, "diverged": str(e),
-            }
-            print(f"{name}: diverged: {e}")
-            _write(workdir, first.eval_n, results)
+            diverged[config.seed] = str(e)
+            print(f"{name}, seed {config.seed}: diverged: {e}")
             continue
         seconds = time.perf_counter() - start
         gan = gan_of_run(json.loads((run_dir / "config.json").read_text()))
         samples = evaluate.generate_jax(gan, load_final_params(run_dir)["g_params"], config.eval_n, config.seed)
         figures = evaluate.evaluate_samples(samples, reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
         last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-        results[name] = {
-            "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
-            "subset": config.subset, "seed": config.seed, "steps": last["step"],
-            "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS},
-        }
-        print(f"{name}: FID {figures['fid']:.1f} after {config.epochs} epochs ({seconds:.0f} s)")
-        _write(workdir, first.eval_n, results)
-    print(table(json.loads((workdir / "results.json").read_text())))
-    return workdir
+        per_seed.append({"seed": config.seed, "steps": last["step"], "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS}})
+        print(f"{name}, seed {config.seed}: FID {figures['fid']:.1f} after {config.epochs} epochs ({seconds:.0f} s)")
+    if diverged:
+        record["diverged"] = "; ".join(f"seed {s}: {e}" for s, e in diverged.items())
+    if not per_seed:
+        return record
+    mean = lambda k: None if per_seed[0][k] is None else float(np.mean([r[k] for r in per_seed]))  # noqa: E731
+    sd = lambda k: None if per_seed[0][k] is None else float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0  # noqa: E731
+    return {
+        **record, "steps": per_seed[0]["steps"], "train_seconds": round(mean("train_seconds"), 1),
+        **{k: mean(k) for k in COLUMNS}, "sd": {k: sd(k) for k in COLUMNS}, "per_seed": per_seed,
+    }
 
 
-def _write(workdir: Path, eval_n: int, results: dict) -> None:
+def _write(workdir: Path, eval_n: int, floor: dict, results: dict) -> None:
     """results.json and table.md as they stand, after each variant (a later failure loses nothing)."""
     import jax
 
-    info = {"device": str(jax.devices()[0]), "eval_n": eval_n, "variants": dict(sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0])))}
+    info = {
+        "device": str(jax.devices()[0]), "eval_n": eval_n, "floor": floor,
+        "variants": dict(sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0]))),
+    }
     (workdir / "results.json").write_text(json.dumps(info, indent=2))
     (workdir / "table.md").write_text(table(info))
 
 
+def _cell(value, sd=None, digits=3) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.{digits}f}"
+    return text if not sd else f"{text} ± {sd:.{digits}f}"
+
+
 def table(info: dict) -> str:
+    digits = {"fid": 1, "kid": 2, "intra_fid": 1, "modes": 1}
+    seeds = {len(r.get("seeds", [0])) for r in info["variants"].values()}
+    spread = f"mean ± sd over {max(seeds)} seeds" if max(seeds, default=1) > 1 else "one seed"
+    floor = info.get("floor", {})
     lines = [
-        f"FID etc. at N={info['eval_n']} after the same epochs, on {info['device']}",
+        f"FID etc. at N = {info['eval_n']} samples against {info['eval_n']} test images, {spread}, after the same epochs, on {info['device']}. "
+        f"The floor row is {info['eval_n']} training images through the same evaluation (its near-copies are 1: they are training images). "
+        "near-copies: the share of samples closer (classifier features) to a training image than 99% of test images are.",
         "",
-        "| variant | what | G steps | train s | FID ↓ | precision | recall | modes | class acc. |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | what | G steps | train s | " + " | ".join(HEADINGS) + " |",
+        "|---|---|---|---|" + "---|" * len(HEADINGS),
     ]
+    if floor:
+        lines.append(f"| floor | {info['eval_n']} MNIST training images | | | " + " | ".join(_cell(floor[k], None, digits.get(k, 3)) for k in COLUMNS) + " |")
     for name, r in info["variants"].items():
-        if "diverged" in r:
-            lines.append(f"| {name} | {r['what']} | | | diverged | | | | |")
+        if "fid" not in r:
+            lines.append(f"| {name} | {r['what']} | | | diverged |" + " |" * (len(COLUMNS) - 1))
             continue
-        acc = "" if r["class_accuracy"] is None else f"{r['class_accuracy']:.3f}"
-        lines.append(
-            f"| {name} | {r['what']} | {r['steps']} | {r['train_seconds']:.0f} | {r['fid']:.1f} | "
-            f"{r['precision']:.3f} | {r['recall']:.3f} | {r['modes']} | {acc} |"
-        )
+        what = r["what"] + (f" ({r['diverged']})" if "diverged" in r else "")
+        sds = r.get("sd", {})
+        cells = " | ".join(_cell(r.get(k), sds.get(k), digits.get(k, 3)) for k in COLUMNS)
+        lines.append(f"| {name} | {what} | {r['steps']} | {r['train_seconds']:.0f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,14 @@
 N generated samples (noise: jaxgan.reporting.fixed_noise(N, latent_dim, --seed))
 against N test images (all 10,000 by default): FID on the project classifier's
 features, Fréchet distance on its logits, classifier score, precision/recall
-(k = 3), mode coverage. --real measures N training images instead: the floor
-any generator's figures should be read against, at the same N.
+(k = 3), mode coverage, KID (mean ± std over subsets), and a memorisation check:
+each sample's distance to its nearest training image (classifier features and
+pixels) against the same for the test images. For a conditional run also the
+class accuracy and the FID within each class, averaged (intra-FID). --real
+measures N training images instead (their true labels as the asked-for
+classes): the floor any generator's figures should be read against, at the same
+N. The memorisation check reads 100% copies there, as it should: those images
+are in the training set; its yardstick is the test images' distances.
 """
 
 import argparse
@@ -28,6 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--real", action="store_true", help="evaluate N MNIST training images instead of a generator: the floor")
     parser.add_argument("--n", type=int, default=10_000, help="samples, and test images to compare them with (at most 10000; default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of the image subsets")
+    parser.add_argument("--kid-subsets", type=int, default=100, help="KID: the number of random subsets (default 100)")
+    parser.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset and set, at most N (default 1000; min(1000, N))")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--grid", help=f"where the {GRID} labelled samples go (default: WORKDIR/eval_samples.png; none for --real)")
     args = parser.parse_args(argv)
@@ -39,6 +47,9 @@ def main(argv=None) -> int:
         return 2
     if not 0 <= args.seed < 2**32:
         print(f"error: --seed must be in [0, 2**32), got {args.seed}.", file=sys.stderr)
+        return 2
+    if args.kid_subsets < 1 or args.kid_subset_size < 2:
+        print(f"error: --kid-subsets must be at least 1 and --kid-subset-size at least 2, got {args.kid_subsets} and {args.kid_subset_size}.", file=sys.stderr)
         return 2
     for flag, path in (("--json", args.json), ("--grid", args.grid)):
         if path and (problem := files.unwritable(Path(path).absolute().parent)):
@@ -54,7 +65,8 @@ def main(argv=None) -> int:
         labels = None
         if args.real:
             train = data.load("train")
-            samples = train.flat_NxD[evaluate.choose(len(train), args.n, args.seed)]
+            chosen = evaluate.choose(len(train), args.n, args.seed)
+            samples, labels = train.flat_NxD[chosen], train.labels_N[chosen]
             source = {"source": "real", "what": f"{args.n} MNIST training images"}
         else:
             workdir = Path(args.workdir)
@@ -62,7 +74,10 @@ def main(argv=None) -> int:
             samples = final_samples(workdir, config, args.n, args.seed)
             labels = evaluate.sample_labels(config.get("num_classes", 0), args.n)
             source = {"source": str(workdir), "framework": config["framework"], "epochs": config["epochs"]}
-        figures = evaluate.evaluate_samples(samples, evaluate.test_reference(args.n, args.seed), labels)
+        figures = evaluate.evaluate_samples(
+            samples, evaluate.test_reference(args.n, args.seed), labels,
+            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, nn_spaces=evaluate.NN_SPACES,
+        )
     except (UserError, evaluate.RunError) as e:  # UserError covers DataError (the classifier's weights too)
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,7 +92,17 @@ def main(argv=None) -> int:
     for key in ("fid", "fd_logits", "classifier_score", "precision", "recall", "mode_kl"):
         print(f"{key:>16}: {result[key]:.4f}")
     print(f"{'modes':>16}: {result['modes']} of 10")
-    print(f"{'n':>16}: {result['n']} vs {args.n} test images ({result['seconds']} s)")
+    print(f"{'kid':>16}: {result['kid']:.5f} ± {result['kid_std']:.5f} ({result['kid_subsets']} subsets of {result['kid_subset_size']})")
+    if "class_accuracy" in result:
+        intra = "n/a (a class has fewer than 2 images)" if result["intra_fid"] is None else f"{result['intra_fid']:.4f}"
+        print(f"{'class_accuracy':>16}: {result['class_accuracy']:.4f}")
+        print(f"{'intra_fid':>16}: {intra}")
+    for space in evaluate.NN_SPACES:
+        print(
+            f"{'nn_' + space:>16}: median {result[f'nn_{space}_median']:.3f} (test images: {result[f'nn_{space}_median_test']:.3f}); "
+            f"{result[f'nn_{space}_close']:.4f} of samples closer than the test images' 1st percentile"
+        )
+    print(f"{'n':>16}: {result['n']} vs {args.n} test images, nearest of {result['nn_train_n']} training images ({result['seconds']} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

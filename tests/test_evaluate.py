@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import load_script
-from jaxgan import classifier, data, evaluate
+from jaxgan import classifier, data, evaluate, metrics
 from jaxgan.config import Config
 from jaxgan.reporting import read_metrics
 
@@ -49,6 +50,19 @@ def test_real_images_score_like_real_images(real_floor):
     assert real_floor["precision"] > 0.6 and real_floor["recall"] > 0.6
     # FID's small-sample bias dominates at N = 100 (about 134 here; 2.3 at N = 10,000).
     assert 0.0 < real_floor["fid"] < 200.0
+    # KID has no such bias; at N = 100 every subset is the whole set, so the subsets do not vary.
+    assert real_floor["kid_subsets"] == 100 and real_floor["kid_subset_size"] == N and real_floor["n_reference"] == N
+    assert abs(real_floor["kid"]) < 60.0 and real_floor["kid_std"] < 1e-9
+    # The training labels stand for the asked-for classes: the classifier's accuracy, and FID within
+    # each class of about 10 images, far above FID over all 100.
+    assert real_floor["class_accuracy"] > 0.95 and real_floor["intra_fid"] > real_floor["fid"]
+    assert sum(n for n, _ in real_floor["intra_fid_class_n"]) == sum(m for _, m in real_floor["intra_fid_class_n"]) == N
+    # Training images are their own nearest training image: the check reads them as copies, while
+    # the held-out test images lie well away from the training set.
+    for space in ("features", "pixels"):
+        assert real_floor[f"nn_{space}_median"] == 0.0 and real_floor[f"nn_{space}_close"] == 1.0
+        assert real_floor[f"nn_{space}_median_test"] > 1.0
+    assert real_floor["nn_train_n"] == 60_000
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
@@ -63,7 +77,12 @@ def test_evaluate_a_finished_run(runs, real_floor, framework, tmp_path, capsys):
     assert 1.0 <= figures["classifier_score"] <= 10.0 and 1 <= figures["modes"] <= 10
     assert 0.0 <= figures["precision"] <= 1.0 and 0.0 <= figures["recall"] <= 1.0
     assert sum(figures["class_histogram"]) == pytest.approx(1.0, abs=1e-3)
-    assert f"{figures['fid']:.4f}" in captured.out
+    assert figures["kid"] > 10 * abs(real_floor["kid"]) + 100.0
+    # Noise samples copy no training digit: no closer to one than the test images are.
+    for space in ("features", "pixels"):
+        assert figures[f"nn_{space}_median"] > figures[f"nn_{space}_median_test"] and figures[f"nn_{space}_close"] < 0.05
+    assert "intra_fid" not in figures  # an unconditional run
+    assert f"{figures['fid']:.4f}" in captured.out and f"{figures['kid']:.5f} ± {figures['kid_std']:.5f}" in captured.out
     assert (runs[framework] / "eval_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -75,6 +94,29 @@ def test_evaluate_samples_scores_test_images_against_themselves_perfectly():
     # round-off-sized eigenvalues leave an error far above float64's epsilon.
     assert abs(figures["fid"]) < 1e-4 and abs(figures["fd_logits"]) < 1e-6
     assert figures["precision"] == figures["recall"] == 1.0 and figures["mode_kl"] < 0.02
+    # The same images on both sides: the medians agree, and 1 of 100 lies below the 1st percentile.
+    assert figures["nn_features_median"] == figures["nn_features_median_test"] and figures["nn_features_close"] == 0.01
+    assert "nn_pixels_median" not in figures  # pixel space only when asked for
+
+
+def test_intra_fid_is_the_mean_fid_within_each_asked_for_class():
+    ref = evaluate.test_reference(1000, seed=1)
+    train = data.load("train")
+    chosen = evaluate.choose(len(train), 1000, 0)
+    images, labels = train.flat_NxD[chosen], train.labels_N[chosen]
+    figures = evaluate.evaluate_samples(images, ref, labels, kid_subsets=10, nn_spaces=())
+    features = classifier.embed(evaluate.classifier_params(), images)[0]
+    per_class = [metrics.fid(features[labels == c], ref.features_NxF[ref.labels_N == c]) for c in range(10)]
+    assert figures["intra_fid_per_class"] == pytest.approx(per_class, abs=1e-4)
+    assert figures["intra_fid"] == pytest.approx(np.mean(per_class), rel=1e-9)
+    assert figures["kid_subsets"] == 10 and figures["kid_subset_size"] == 1000 and "nn_train_n" not in figures
+    # Labels that do not match the images: the class accuracy falls to chance, intra-FID rises many times.
+    shuffled = evaluate.evaluate_samples(images, ref, np.roll(labels, 1), kid_subsets=10, nn_spaces=())
+    assert shuffled["class_accuracy"] < 0.2 and shuffled["intra_fid"] > 5 * figures["intra_fid"]
+    assert shuffled["fid"] == figures["fid"]
+    # One image a class: no within-class covariance, so no intra-FID, and the counts say why.
+    few = evaluate.evaluate_samples(images[:10], ref, np.arange(10), kid_subsets=2, nn_spaces=())
+    assert few["intra_fid"] is None and few["intra_fid_class_n"][0][0] == 1
 
 
 @pytest.mark.parametrize(
@@ -82,6 +124,7 @@ def test_evaluate_samples_scores_test_images_against_themselves_perfectly():
     [
         (["--n", "5", "--real"], "--n must be in [10, 10000]"),
         ([], "pass either --workdir DIR (a finished run) or --real"),
+        (["--real", "--kid-subset-size", "1"], "--kid-subset-size at least 2"),
         (["--workdir", "{tmp}/nothing-here"], "holds no run (no readable config.json)"),
         (["--workdir", "{tmp}/unfinished"], "has no final_params: the run has not finished"),
     ],
@@ -124,7 +167,7 @@ def test_eval_every_adds_figures_to_metrics_jsonl(runs, tmp_path, capsys):
     out = tmp_path / "figures.json"
     assert evaluate_main(["--workdir", str(runs["jax"]), "--n", str(N), "--json", str(out)], capsys)[0] == 0
     figures = json.loads(out.read_text())
-    for key in ("fid", "fd_logits", "classifier_score", "precision", "recall", "modes", "mode_kl"):
+    for key in ("fid", "fd_logits", "classifier_score", "precision", "recall", "modes", "mode_kl", "kid", "kid_std", "nn_features_median"):
         assert second[key] == pytest.approx(figures[key], rel=1e-6), key
 
 

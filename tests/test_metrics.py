@@ -134,3 +134,63 @@ def test_bad_shapes_are_refused():
         metrics.fid(np.zeros((1, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="needs more than k points"):
         metrics.precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
+
+
+def slow_mmd2(x, y):
+    """Bińkowski et al.'s estimator written out term by term."""
+    k = lambda a, b: (a @ b / len(a) + 1.0) ** 3  # noqa: E731
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
+    return xx + yy - 2 * xy
+
+
+def test_mmd2_matches_the_term_by_term_formula():
+    x, y = correlated(7, 3, seed=12), correlated(5, 3, seed=13, shift=0.4)
+    assert metrics.mmd2_unbiased(x, y) == pytest.approx(slow_mmd2(x, y), rel=1e-12)
+    # One subset of the whole sets is the plain estimate; its spread is 0.
+    assert metrics.kid(x, y[:5], n_subsets=1, subset_size=5) == (pytest.approx(slow_mmd2(x[np.random.default_rng(0).choice(7, 5, replace=False)], y), rel=1e-12), 0.0)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():
+    x, y = np.split(correlated(4000, 8, seed=14), 2)  # one mixing matrix: one distribution
+    same_mean, same_std = metrics.kid(x, y, n_subsets=50, subset_size=500)
+    shifted_mean, shifted_std = metrics.kid(x, y + 0.5, n_subsets=50, subset_size=500)
+    assert abs(same_mean) < 2 * same_std / np.sqrt(50) + 1e-3 and same_std > 0
+    assert shifted_mean > 20 * shifted_std / np.sqrt(50) and shifted_mean > 50 * abs(same_mean)
+
+
+def test_kid_is_unbiased_where_fid_is_not():
+    # 400 pairs of 10-point samples of one Gaussian: FID's mean sits far above its true 0, KID's within noise of 0.
+    rng = np.random.default_rng(16)
+    pairs = [(rng.standard_normal((10, 4)), rng.standard_normal((10, 4))) for _ in range(400)]
+    kids = np.array([metrics.mmd2_unbiased(x, y) for x, y in pairs])
+    fids = np.array([metrics.fid(x, y) for x, y in pairs])
+    assert abs(kids.mean()) < 3 * kids.std() / np.sqrt(len(kids))
+    assert fids.mean() > 20 * fids.std() / np.sqrt(len(fids)) and fids.min() > 0
+
+
+def test_intra_fid_averages_the_fid_of_each_class():
+    x, y = correlated(300, 4, seed=17), correlated(300, 4, seed=18, shift=0.5)
+    labels_x, labels_y = np.arange(300) % 3, np.arange(300) // 100
+    mean, per_class = metrics.intra_fid(x, labels_x, y, labels_y, n_classes=3)
+    expected = [metrics.fid(x[labels_x == c], y[labels_y == c]) for c in range(3)]
+    assert per_class == pytest.approx(expected, rel=1e-12) and mean == pytest.approx(np.mean(expected), rel=1e-12)
+    with pytest.raises(ValueError, match="class 2 has 0 and 100 feature vectors"):
+        metrics.intra_fid(x[:4], [0, 0, 1, 1], y, labels_y, n_classes=3)
+
+
+def test_nearest_distances_match_brute_force_and_read_zero_for_copies():
+    train, queries = correlated(500, 6, seed=19), correlated(37, 6, seed=20, shift=0.2)
+    queries[:5] = train[[3, 100, 250, 499, 0]]
+    brute = np.sqrt(((queries[:, None, :] - train[None, :, :]) ** 2).sum(-1)).min(1)
+    dists = metrics.nearest_distances(queries, train, chunk=8)
+    np.testing.assert_allclose(dists, brute, rtol=1e-6)
+    assert np.all(dists[:5] == 0.0) and np.all(dists[5:] > 0.1)
+
+
+def test_memorisation_counts_samples_closer_than_the_test_images():
+    test = np.arange(1.0, 101.0)  # 1st percentile 1.99
+    samples = np.array([0.0, 0.5, 1.5, 2.5, 50.0, 60.0, 70.0, 80.0])
+    assert metrics.memorisation(samples, test) == (pytest.approx(26.25), pytest.approx(50.5), 3 / 8)

@@ -1,0 +1,33 @@
+"""scripts/ablate.py --seeds: every figure as mean ± sd over seeds, beside the real-data floor at the same N."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import load_script
+
+
+def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path, capsys):
+    ablate = load_script("ablate")
+    flags = ["--epochs", "1", "--batch-size", "64", "--subset", "256", "--eval-n", "100", "--workdir", str(tmp_path)]
+    assert ablate.main(["--variants", "article", "--seeds", "2", "--seed", "3", *flags]) == 0
+    info = json.loads((tmp_path / "results.json").read_text())
+    r = info["variants"]["article"]
+    assert r["seeds"] == [3, 4] and [s["seed"] for s in r["per_seed"]] == [3, 4]
+    assert (tmp_path / "article" / "seed3" / "final_params").exists() and (tmp_path / "article" / "seed4" / "final_params").exists()
+    for key in ("fid", "kid", "precision", "nn_features_close"):
+        values = [s[key] for s in r["per_seed"]]
+        assert r[key] == pytest.approx(np.mean(values)) and r["sd"][key] == pytest.approx(np.std(values, ddof=1))
+    assert r["sd"]["fid"] > 0  # two seeds, two generators
+    assert r["class_accuracy"] is None and r["intra_fid"] is None  # unconditional
+    # The floor: 100 training images through the same evaluation, far better than one epoch of training.
+    floor = info["floor"]
+    assert info["eval_n"] == 100 and 0 < floor["fid"] < r["fid"] / 3 and floor["class_accuracy"] > 0.95
+    assert floor["nn_features_close"] == 1.0  # training images are their own nearest training image
+    table = (tmp_path / "table.md").read_text()
+    assert "N = 100 samples" in table and "mean ± sd over 2 seeds" in table
+    assert f"| floor | 100 MNIST training images | | | {floor['fid']:.1f} |" in table
+    assert f"| {r['fid']:.1f} ± {r['sd']['fid']:.1f} |" in table
+    assert ablate.main(["--seeds", "0", *flags]) == 2
+    assert "--seeds must be at least 1, got 0." in capsys.readouterr().err
