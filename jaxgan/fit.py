@@ -95,6 +95,7 @@ class JaxTrainer:
         self._images_NxD, self._labels_N = images_NxD, labels_N
         self.image_shape, self.latent_dim, self.num_classes = image_shape, gan.latent_dim, gan.num_classes
         self.steps_per_epoch = steps_per_epoch
+        self._step = 0
 
     def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
         return Checkpointer(workdir, keep=keep)
@@ -103,20 +104,20 @@ class JaxTrainer:
         return self.state
 
     def load(self, snapshot: TrainState) -> None:
-        self.state = snapshot
+        self.state, self._step = snapshot, int(jax.device_get(snapshot.step))
 
     def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
         state, per_epoch = self.state, []
-        for _ in range(k):
+        for _ in range(k):  # dispatched back to back: the host does not wait for the device here
             state, metrics = self._run_epoch(state, self._images_NxD, self._labels_N)
             per_epoch.append(metrics)
-        # The one device-to-host transfer of the call: every epoch's metrics and the finiteness flag.
-        per_epoch, finite = jax.device_get((per_epoch, all_finite((state.g_params, state.d_params))))
+        # The call's one device-to-host transfer: every epoch's metrics, the step and the finiteness flag.
+        per_epoch, self._step, finite = jax.device_get((per_epoch, state.step, all_finite((state.g_params, state.d_params))))
         self.state = state
-        return [{k: float(np.mean(m[k])) for k in reporting.METRIC_KEYS} for m in per_epoch], bool(finite)
+        return [{key: float(np.mean(m[key])) for key in reporting.METRIC_KEYS} for m in per_epoch], bool(finite)
 
     def step(self) -> int:
-        return int(self.state.step)
+        return int(self._step)
 
     def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
         # On this process's first device, from the replicated params' host copy.

@@ -27,6 +27,7 @@ from jaxgan.config import Config, ConfigError
 
 GRID_SIZE = 64
 INTERPOLATION_STEPS = 10
+CALL_SECONDS = 2.0  # the most a call of several epochs should take, by the last call's pace
 
 
 class Checkpointer(Protocol):
@@ -199,21 +200,28 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
     log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
     tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
     timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
+    epoch, epoch_seconds = first_epoch, None
     with log, tensorboard, runs.StopFlag() as stop, bar:
-        for epoch in range(first_epoch, config.epochs + 1):
+        while epoch <= config.epochs:
+            k = _epochs_per_call(config, epoch, epoch_seconds, evaluate is not None)
             start = time.perf_counter()
-            (means,), finite = trainer.train_epochs(1)
+            per_epoch, finite = trainer.train_epochs(k)
             seconds = time.perf_counter() - start
             timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
-            runs.stop_if_diverged(epoch, means, finite, checkpointer)
-            record = runs.epoch_record(epoch, trainer.step(), means, seconds, trainer.steps_per_epoch)
-            written = time.perf_counter()
-            if main and evaluate and config.eval_every and epoch % config.eval_every == 0:
-                record |= evaluate()
-            log.write(record)
-            tensorboard.scalars(record)
-            records.append(record)
-            bar.update(1)
+            epoch_seconds, last_step = seconds / k, trainer.step()
+            for i, means in enumerate(per_epoch):
+                # Params are checked at the end of the call; a NaN loss names its own epoch.
+                runs.stop_if_diverged(epoch, means, finite or i < k - 1, checkpointer)
+                step = last_step - (k - 1 - i) * trainer.steps_per_epoch
+                record = runs.epoch_record(epoch, step, means, epoch_seconds, trainer.steps_per_epoch)
+                if i == k - 1 and main and evaluate and config.eval_every and epoch % config.eval_every == 0:
+                    record |= evaluate()  # of the state at the call's end, which is this epoch's
+                log.write(record)
+                tensorboard.scalars(record)
+                records.append(record)
+                epoch += 1
+            written, epoch = time.perf_counter(), epoch - 1  # the last epoch trained
+            bar.update(k)
             bar.set_postfix(runs.progress(record))
             if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
                 png = workdir / "samples" / f"epoch_{epoch:04d}.png"
@@ -224,7 +232,20 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
+            epoch += 1
     return records
+
+
+def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, evaluates: bool) -> int:
+    """How many epochs the next call trains: up to the next epoch that writes something (a grid,
+    a checkpoint, an evaluation, the end), and no more than about CALL_SECONDS, so that Ctrl-C
+    is answered soon. The first call is one epoch: it holds the compilation."""
+    if epoch_seconds is None:
+        return 1
+    events = [config.sample_every, config.checkpoint_every] + ([config.eval_every] if evaluates and config.eval_every else [])
+    to_event = min(every - (epoch - 1) % every for every in events)
+    by_time = max(1, int(CALL_SECONDS / max(epoch_seconds, 1e-9)))
+    return min(to_event, by_time, config.epochs - epoch + 1)
 
 
 def _save(checkpointer: Checkpointer, epoch: int, snapshot: Any, run_info: dict) -> None:
