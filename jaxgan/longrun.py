@@ -1,0 +1,146 @@
+"""Long-horizon check: are two groups of runs (e.g. jaxgan and the article's code) one distribution?
+
+A run is its per-epoch records (metrics.jsonl: epoch, d_real, d_fake, d_loss, g_loss).
+The score of a run is its *share outside*: of its figures (4 per epoch, over the
+epochs compared), the fraction outside the band of the reference runs at that epoch
+and figure, the band being min..max of the reference runs' values.
+
+Leave-one-out, for both groups alike: a reference run is scored against the band of
+the other R - 1 reference runs; a candidate run is scored against each of those R
+leave-one-out bands and its R shares are averaged. Then every run is held against
+bands of R - 1 runs, and if the two groups are one distribution (exchangeable runs)
+both groups' shares have the same expectation: 2 / R per figure for a single epoch.
+A one-sided Mann-Whitney U test asks whether the candidate's shares are larger.
+Pure NumPy (scipy for the test); no JAX, no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from jaxgan.config import UserError
+
+FIGURES = ("d_real", "d_fake", "d_loss", "g_loss")
+
+
+def read_metrics(path: Path | str) -> list[dict]:
+    """The records of one metrics.jsonl (torn or empty lines skipped)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def read_group(path: Path | str) -> dict[str, list[dict]]:
+    """The runs under `path`: a metrics .jsonl file, a workdir holding metrics.jsonl, or a folder
+    of either ({name: records}, sorted by name)."""
+    path = Path(path)
+    if path.is_file():
+        return {path.stem: read_metrics(path)}
+    if (path / "metrics.jsonl").is_file():
+        return {path.name: read_metrics(path / "metrics.jsonl")}
+    found = {p.stem: p for p in path.glob("*.jsonl")} | {p.parent.name: p for p in path.glob("*/metrics.jsonl")}
+    if not found:
+        raise UserError(f"{path} holds no runs: give a metrics .jsonl, a workdir with metrics.jsonl, or a folder of them.")
+    return {name: read_metrics(found[name]) for name in sorted(found)}
+
+
+def figures(runs: dict[str, list[dict]], epochs: int) -> np.ndarray:
+    """values_RxExF: each run's figures for epochs 1..`epochs` (UserError when a run has fewer)."""
+    out = np.empty((len(runs), epochs, len(FIGURES)))
+    for r, (name, records) in enumerate(runs.items()):
+        by_epoch = {rec["epoch"]: rec for rec in records}
+        missing = [e for e in range(1, epochs + 1) if e not in by_epoch]
+        if missing:
+            raise UserError(f"run {name} has no record of epoch {missing[0]} (it holds {len(by_epoch)}); compare fewer epochs or finish the run.")
+        out[r] = [[by_epoch[e][f] for f in FIGURES] for e in range(1, epochs + 1)]
+    return out
+
+
+def _outside(values_ExF: np.ndarray, band_RxExF: np.ndarray) -> np.ndarray:
+    """outside_ExF: where `values` lie outside min..max of the band runs (NaN counts as outside)."""
+    inside = (values_ExF >= band_RxExF.min(axis=0)) & (values_ExF <= band_RxExF.max(axis=0))
+    return ~inside
+
+
+def shares_outside(ref_RxExF: np.ndarray, cand_CxExF: np.ndarray, first_epoch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(ref_R, cand_C): each run's share of figures outside the leave-one-out bands, over epochs
+    `first_epoch`..E (see the module's docstring)."""
+    if len(ref_RxExF) < 3:
+        raise UserError(f"the reference group needs at least 3 runs for a leave-one-out band, got {len(ref_RxExF)}.")
+    window = slice(first_epoch - 1, None)
+    ref, cand = ref_RxExF[:, window], cand_CxExF[:, window]
+    loo = [np.delete(ref, i, axis=0) for i in range(len(ref))]
+    ref_shares = np.array([_outside(ref[i], loo[i]).mean() for i in range(len(ref))])
+    cand_shares = np.array([np.mean([_outside(c, band).mean() for band in loo]) for c in cand])
+    return ref_shares, cand_shares
+
+
+def rank_test(ref_R: np.ndarray, cand_C: np.ndarray) -> tuple[float, float]:
+    """(U, p): Mann-Whitney U of the candidate's shares against the reference's, one-sided
+    (the candidate's shares larger), exact where there are no ties."""
+    from scipy.stats import mannwhitneyu
+
+    result = mannwhitneyu(cand_C, ref_R, alternative="greater")
+    return float(result.statistic), float(result.pvalue)
+
+
+def window_means(values_RxExF: np.ndarray, width: int) -> list[dict]:
+    """Per window of `width` epochs: each figure's mean over the window and runs, and the sd
+    over runs of the runs' window means."""
+    out = []
+    for start in range(0, values_RxExF.shape[1], width):
+        per_run_RxF = values_RxExF[:, start:start + width].mean(axis=1)
+        row = {"epochs": f"{start + 1}-{min(start + width, values_RxExF.shape[1])}"}
+        for f, name in enumerate(FIGURES):
+            row[name] = {"mean": float(per_run_RxF[:, f].mean()), "sd": float(per_run_RxF[:, f].std(ddof=1)) if len(per_run_RxF) > 1 else 0.0}
+        out.append(row)
+    return out
+
+
+def compare(
+    reference: dict[str, list[dict]], candidate: dict[str, list[dict]], epochs: int,
+    *, names: tuple[str, str] = ("reference", "candidate"), alpha: float = 0.05, window: int = 5, first_epoch: int = 1,
+) -> dict:
+    """The whole check as a JSON-able dict: shares per run, the rank test, window means and the verdict."""
+    if not 1 <= first_epoch <= epochs:
+        raise UserError(f"first_epoch must be between 1 and the {epochs} epochs compared, got {first_epoch}.")
+    ref, cand = figures(reference, epochs), figures(candidate, epochs)
+    ref_shares, cand_shares = shares_outside(ref, cand, first_epoch)
+    u, p = rank_test(ref_shares, cand_shares)
+    return {
+        "names": list(names), "epochs": epochs, "first_epoch": first_epoch, "figures": list(FIGURES), "alpha": alpha,
+        "shares": {names[0]: dict(zip(reference, ref_shares.tolist())), names[1]: dict(zip(candidate, cand_shares.tolist()))},
+        "median_share": {names[0]: float(np.median(ref_shares)), names[1]: float(np.median(cand_shares))},
+        "mann_whitney_u": u, "p_value": p, "same_distribution": p >= alpha,
+        "windows": {names[0]: window_means(ref, window), names[1]: window_means(cand, window)},
+    }
+
+
+def verdict(report: dict) -> str:
+    """The report as lines a person reads."""
+    ref, cand = report["names"]
+    pct = lambda shares: ", ".join(f"{100 * s:.0f}%" for s in sorted(shares.values()))  # noqa: E731
+    lines = [
+        f"epochs {report['first_epoch']}-{report['epochs']}, figures {', '.join(report['figures'])}; "
+        f"share of each run's figures outside the leave-one-out band of the {len(report['shares'][ref])} {ref} runs:",
+        f"  {ref:>16}: {pct(report['shares'][ref])} (median {100 * report['median_share'][ref]:.0f}%)",
+        f"  {cand:>16}: {pct(report['shares'][cand])} (median {100 * report['median_share'][cand]:.0f}%)",
+        f"Mann-Whitney U = {report['mann_whitney_u']:.1f}, one-sided p = {report['p_value']:.3f}",
+        "window means (sd over runs):  " + "  ".join(FIGURES),
+    ]
+    for name in (ref, cand):
+        for row in report["windows"][name]:
+            cells = "  ".join(f"{row[f]['mean']:.3f}±{row[f]['sd']:.3f}" for f in FIGURES)
+            lines.append(f"  {name:>16} {row['epochs']:>7}: {cells}")
+    if report["same_distribution"]:
+        lines.append(f"VERDICT: {cand} lies within {ref}'s spread: no evidence they differ (p >= {report['alpha']}).")
+    else:
+        lines.append(f"VERDICT: {cand} lies outside {ref}'s spread more than {ref}'s own runs do (p < {report['alpha']}).")
+    return "\n".join(lines)

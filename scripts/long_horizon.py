@@ -1,0 +1,108 @@
+"""Long-horizon check: are two groups of runs one distribution over many epochs?
+
+Each group is `jaxgan` or `torch_baseline` (trained here through their Python APIs,
+one run a seed, at the article's configuration unless flags say otherwise), or a
+folder of finished runs (metrics .jsonl files or workdirs, e.g. runs of the article's
+own code). Each run is scored by its share of per-epoch figures outside the leave-one-out
+band of the reference group (jaxgan.longrun), and a one-sided Mann-Whitney U test asks
+whether the candidate's shares are larger. Prints the verdict and writes JSON.
+
+    python scripts/long_horizon.py torch_baseline jaxgan --epochs 30 --seeds 1 2 3 4 \\
+        --workdir runs/long_horizon --json runs/long_horizon/report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from jaxgan import longrun
+from jaxgan.config import Config, UserError
+from jaxgan.runs import EXIT_BAD_INPUT
+
+TRAINERS = ("jaxgan", "torch_baseline")
+
+
+def train_group(trainer: str, seeds: list[int], workdir: Path | str, **config) -> dict[str, list[dict]]:
+    """{"seed_N": records} of `trainer` trained once a seed under `workdir`/`trainer`/seed_N;
+    a run whose metrics already hold every epoch is read, not trained again.
+    `config`: Config fields (epochs, batch_size, subset, lr, dropout, ...)."""
+    if trainer not in TRAINERS:
+        raise UserError(f"unknown trainer {trainer!r}; choose one of {TRAINERS} or give a folder of runs.")
+    if trainer == "jaxgan":
+        from jaxgan.fit import fit
+    else:
+        import torch
+        from torch_baseline.train import fit
+
+        torch.set_num_threads(1)  # a run a core: several runs go side by side
+    runs = {}
+    for seed in seeds:
+        run_dir = Path(workdir) / trainer / f"seed_{seed}"
+        cfg = Config(seed=seed, workdir=str(run_dir), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config)
+        cfg.validate()
+        metrics = run_dir / "metrics.jsonl"
+        if not (metrics.is_file() and len(longrun.read_metrics(metrics)) >= cfg.epochs and _same_config(run_dir, cfg)):
+            fit(cfg)
+        runs[f"seed_{seed}"] = longrun.read_metrics(metrics)[: cfg.epochs]
+    return runs
+
+
+def _same_config(run_dir: Path, cfg: Config) -> bool:
+    """Whether the finished run in `run_dir` was trained with `cfg`'s training values."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    ignore = {"workdir", "overwrite", "resume"}
+    return all(saved.get(k) == v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in ignore)
+
+
+def group(spec: str, seeds: list[int], workdir: Path, config: dict) -> dict[str, list[dict]]:
+    if spec in TRAINERS:
+        return train_group(spec, seeds, workdir, **config)
+    if not Path(spec).exists():
+        raise UserError(f"{spec} is neither a trainer ({', '.join(TRAINERS)}) nor a folder of runs.")
+    return longrun.read_group(spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("reference", help="jaxgan, torch_baseline, or a folder of runs (metrics .jsonl files or workdirs)")
+    p.add_argument("candidate", help="the same choices")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4], help="seeds of a trained group")
+    p.add_argument("--epochs", type=int, default=30, help="epochs compared (and trained)")
+    p.add_argument("--first-epoch", type=int, default=1, help="first epoch scored")
+    p.add_argument("--batch-size", type=int, default=6000)
+    p.add_argument("--subset", type=int, default=None, help="train on the first N images (same steps an epoch: N = 10 x batch)")
+    p.add_argument("--window", type=int, default=5, help="epochs per window of the printed means")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--workdir", default="runs/long_horizon")
+    p.add_argument("--json", default=None, help="where to write the report (default WORKDIR/report.json)")
+    args = p.parse_args(argv)
+    config = {"epochs": args.epochs, "batch_size": args.batch_size, "subset": args.subset}
+    try:
+        if args.epochs < 1 or not 0 < args.alpha < 1 or args.window < 1:
+            raise UserError("--epochs and --window must be at least 1 and --alpha between 0 and 1.")
+        workdir = Path(args.workdir)
+        ref = group(args.reference, args.seeds, workdir, config)
+        cand = group(args.candidate, args.seeds, workdir, config)
+        names = (Path(args.reference).name, Path(args.candidate).name)
+        if names[0] == names[1]:
+            names = (names[0] + " (reference)", names[1])
+        report = longrun.compare(ref, cand, args.epochs, names=names, alpha=args.alpha, window=args.window, first_epoch=args.first_epoch)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(longrun.verdict(report))
+    out = Path(args.json or workdir / "report.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
