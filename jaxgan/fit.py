@@ -20,10 +20,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from jaxgan import data, evaluate, parallel, reporting, runs, summaries
+from jaxgan import data, epochs, evaluate, parallel, reporting, runs, summaries
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import GAN, classes_in_turn, create_train_state, generate, make_gan
+from jaxgan.build import make_gan
+from jaxgan.step import GAN, classes_in_turn, create_train_state, generate
 
 GRID_SIZE = 64
 
@@ -92,7 +93,7 @@ def fit(
     try:
         if per_step is None:
             per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
-        train_epoch = parallel.train_epoch(mesh, config.batch_size, per_step)
+        train_epoch = epochs.compile(mesh, config.batch_size, per_step)
         state, records = _train(config, workdir, gan, state, checkpointer, images_NxD, labels_N, image_shape, run_info, train_epoch, eval_reference)
     finally:
         checkpointer.close()

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 def ablate(configs: dict[str, Config], workdir: Path) -> Path:
     from jaxgan import evaluate, runs
     from jaxgan.fit import fit, load_final_params
-    from jaxgan.train import gan_of_run
+    from jaxgan.build import gan_of_run
 
     first = next(iter(configs.values()))
     reference = evaluate.test_reference(first.eval_n, first.seed)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from jaxgan.config import UserError
-from jaxgan.run_samples import final_samples
+from sidebyside.samples import final_samples
 
 GRID = 60
 
