@@ -5,8 +5,11 @@ What a prototype imports (each module documents itself):
 - `jaxgan.models`: the article's `Generator`/`Discriminator` (MLP) and `DCGenerator`/`DCDiscriminator`.
 - `jaxgan.losses`: pure D and G losses on D's logits (BCE, least squares, hinge, Wasserstein)
   and the WGAN-GP `gradient_penalty`.
-- `jaxgan.train`: `GAN` (networks, losses, optimisers: pass your own), `TrainState`,
-  `create_train_state`, `train_step`, `train_epoch`, `make_gan(config)`.
+- `jaxgan.step`: `GAN` (networks, losses, optimisers: pass your own), `TrainState`,
+  `create_train_state`, `train_step`, `update` (the step on given noise), `generate`.
+- `jaxgan.epochs`: `run(state, images, batch_size)`, one epoch as one compiled call;
+  `compile(mesh, batch_size, per_step)`, the same on a device mesh.
+- `jaxgan.build`: `make_gan(config)`, the GAN a `Config` describes; `gan_of_run(config.json)`.
 - `jaxgan.fit`: `fit(config, gan=...)`, the loop with metrics, sample grids, checkpoints,
   TensorBoard and evaluation; `load_final_params(workdir)`.
 - `jaxgan.evaluate`: `generate_jax`, `evaluate_samples` (FID, precision/recall, modes, class accuracy).

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxgan.train import TrainState
+from jaxgan.step import TrainState
 
 # Orbax logs every save at INFO through absl; a training log does not need it.
 logging.getLogger("absl").setLevel(logging.WARNING)

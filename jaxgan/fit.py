@@ -18,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxgan import data, evaluate, files, loop, parallel, reporting
+from jaxgan import data, epochs, evaluate, files, loop, parallel, reporting
+from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.train import GAN, TrainState, create_train_state, generate, make_gan
+from jaxgan.step import GAN, TrainState, create_train_state, generate
 
 
 @jax.jit
@@ -41,12 +42,12 @@ def fit(
 ) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
-    `gan` (a `jaxgan.train.GAN`: your own networks, losses or optimisers) replaces the
+    `gan` (a `jaxgan.step.GAN`: your own networks, losses or optimisers) replaces the
     one `config` describes; `config` still sets the data, batch size, epochs and outputs.
     `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.
     `devices`: train on the first N devices (default: all of them, in every process).
-    `per_step`: one compiled call a step instead of one an epoch (`jaxgan.train.loop_epoch`, the
+    `per_step`: one compiled call a step instead of one an epoch (`jaxgan.epochs.loop`, the
     same numbers); None chooses it for `--arch dcgan` on the CPU, where XLA runs convolutions
     about 10x slower inside the epoch's loop.
     Raises ConfigError, DataError or CheckpointError before anything is written
@@ -75,7 +76,7 @@ def fit(
     state = parallel.put_replicated(create_train_state(gan, init_key, **(init_params or {})), mesh)
     if per_step is None:
         per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
-    run_epoch = parallel.train_epoch(mesh, config.batch_size, per_step)
+    run_epoch = epochs.compile(mesh, config.batch_size, per_step)
     steps_per_epoch = len(train) // (config.batch_size * gan.d_steps)
     trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch)
 

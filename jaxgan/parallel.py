@@ -9,18 +9,16 @@ The uint8 images are replicated on every device (MNIST: 47 MB) and each device
 gathers its own rows of each shuffled batch: no image crosses a device or a host
 during training. With several processes (`initialize`), each one puts the same
 images on its own devices and trains its devices' rows of every global batch.
+The epoch compiled for a mesh is `jaxgan.epochs.compile`.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgan import train
 from jaxgan.config import ConfigError
 
 DATA = "data"
@@ -94,28 +92,6 @@ def put_replicated(tree, mesh: Mesh):
         return jax.make_array_from_process_local_data(sharding, np.asarray(x))
 
     return jax.tree.map(put, tree)
-
-
-@functools.cache
-def train_epoch(mesh: Mesh, batch_size: int, per_step: bool = False):
-    """`train.scan_epoch` compiled for `mesh`: (state, images_NxD, labels_N) -> (state, metrics per step);
-    with `per_step`, `train.loop_epoch` over `train.indexed_step` compiled for `mesh` (the same numbers).
-
-    State and images come in replicated, each batch is split along `data`, and the
-    new state and metrics come out replicated.
-    """
-    whole, batch_sharding = replicated(mesh), NamedSharding(mesh, P(DATA))
-    if per_step:
-        step = jax.jit(
-            functools.partial(train.indexed_step, batch_sharding=batch_sharding),
-            in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0,
-        )
-        return lambda state, images_NxD, labels_N=None: train.loop_epoch(step, state, images_NxD, batch_size, labels_N)
-
-    def epoch(state, images_NxD, labels_N=None):
-        return train.scan_epoch(state, images_NxD, batch_size, batch_sharding, labels_N)
-
-    return jax.jit(epoch, in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0)
 
 
 def share_refusal(message: str | None) -> str | None:

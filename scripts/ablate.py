@@ -116,7 +116,7 @@ def _variant(name: str, runs_of: list[Config], reference) -> dict:
 
     from jaxgan import evaluate, runs
     from jaxgan.fit import fit, load_final_params
-    from jaxgan.train import gan_of_run
+    from jaxgan.build import gan_of_run
 
     config = runs_of[0]
     record = {

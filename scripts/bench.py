@@ -61,7 +61,9 @@ def parse_args(argv):
 def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
     import jax
 
-    from jaxgan.train import create_train_state, make_gan, train_epoch
+    from jaxgan.build import make_gan
+    from jaxgan.epochs import run as train_epoch
+    from jaxgan.step import create_train_state
 
     config = Config(batch_size=batch_size)
     steps_per_epoch = len(images_NxD) // batch_size

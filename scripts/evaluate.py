@@ -21,7 +21,7 @@ from pathlib import Path
 
 from jaxgan import files
 from jaxgan.config import UserError
-from jaxgan.run_samples import final_samples
+from sidebyside.samples import final_samples
 
 GRID = 60
 

@@ -17,7 +17,8 @@ def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarr
     import jax
 
     from jaxgan.checkpoint import Checkpointer
-    from jaxgan.train import create_train_state, gan_of_run, generate
+    from jaxgan.build import gan_of_run
+    from jaxgan.step import create_train_state, generate
 
     gan = gan_of_run(saved, None if saved.get("dtype", "float32") == "float32" else saved["dtype"])
     like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))

@@ -4,8 +4,10 @@ import jax
 import pytest
 
 from conftest import load_script
-from jaxgan import flops, train
+from jaxgan import flops
+from jaxgan.build import make_gan
 from jaxgan.config import Config
+from jaxgan.step import create_train_state, train_step
 
 
 def test_flop_count_by_hand_for_a_tiny_model():
@@ -18,8 +20,8 @@ def test_flop_count_by_hand_for_a_tiny_model():
 
 def test_flop_count_agrees_with_xla_cost_analysis():
     config = Config(batch_size=600)
-    state = train.create_train_state(train.make_gan(config), jax.random.key(0))
-    compiled = train.train_step.lower(state, jax.numpy.zeros((600, 784))).compile()
+    state = create_train_state(make_gan(config), jax.random.key(0))
+    compiled = train_step.lower(state, jax.numpy.zeros((600, 784))).compile()
     cost = compiled.cost_analysis()
     xla_flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
     # XLA also counts the element-wise work (activations, random bits, Adam) that the

@@ -1,4 +1,4 @@
-"""scripts/compare.py: both frameworks from the same weights, one report with numbers, curves and samples."""
+"""sidebyside.compare (scripts/compare.py): both frameworks from the same weights, one report with numbers, curves and samples."""
 
 import json
 
@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script
 from jaxgan import reporting
+from jaxgan.config import Config, ConfigError
 from jaxgan.fit import load_final_params
+from sidebyside.compare import compare
 from torch_baseline import convert
 
 
-def test_compare_writes_a_report_of_both_runs(tmp_path, capsys):
+def test_compare_writes_a_report_of_both_runs(tmp_path):
     workdir = tmp_path / "cmp"
-    argv = ["--epochs", "2", "--batch-size", "100", "--subset", "300", "--loader", "device", "--eval-n", "200",
-            "--workdir", str(workdir)]
-    assert load_script("compare").main(argv) == 0
+    config = Config(epochs=2, batch_size=100, subset=300, eval_n=200, workdir=str(workdir)).validate()
+    assert compare(config, device="cpu", loader="device", argv=["--subset", "300"]) == workdir
     report = json.loads((workdir / "report.json").read_text())
     for fw in ("jax", "torch"):
         epochs = report["epochs"][fw]
@@ -43,12 +43,18 @@ def test_compare_writes_a_report_of_both_runs(tmp_path, capsys):
     assert "**The two frameworks agree.**" in md and "| jaxgan | cpu |" in md and "| torch_baseline | cpu |" in md
     for png in ("losses.png", "samples.png"):
         assert (workdir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png})" in md
-    assert "done:" in capsys.readouterr().out
+    assert md.count("`python scripts/compare.py --subset 300`") == 1
+    # The lock-step tolerance is stated as sidebyside.lockstep holds it: 2e-05 growing 12% a step.
+    assert "(tolerance 2e-05 growing 12% a step)" in md and ls["rtol"][1] == pytest.approx(2e-5 * 1.12)
 
 
-def test_compare_refuses_bad_flags_before_writing(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"subset": 50, "batch_size": 100}, "--batch-size 100 is larger than the 50 training images"),
+     ({"arch": "dcgan"}, "both frameworks; --arch is a jaxgan option: compare variants with scripts/ablate.py")],
+)
+def test_compare_refuses_bad_settings_before_writing(tmp_path, settings, message):
     workdir = tmp_path / "cmp"
-    assert load_script("compare").main(["--subset", "50", "--batch-size", "100", "--workdir", str(workdir)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "--batch-size 100 is larger than the 50 training images" in err
+    with pytest.raises(ConfigError, match=message):
+        compare(Config(workdir=str(workdir), **settings).validate(), device="cpu")
     assert not workdir.exists()

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgan import data, models, train
+from jaxgan import data, models
+from jaxgan.build import make_gan
 from jaxgan.config import Config
+from jaxgan.step import create_train_state, discriminate, generate
 from torch_baseline import convert
 from torch_baseline import model as torch_model
 
@@ -60,15 +62,15 @@ def test_mismatches_name_the_layer(torch_nets):
 
 
 def test_jax_train_state_refuses_params_of_the_wrong_shape(torch_nets):
-    gan = train.make_gan(Config(g_features=(8,), d_features=(256, 64)))
+    gan = make_gan(Config(g_features=(8,), d_features=(256, 64)))
     with pytest.raises(ValueError, match=r"discriminator params\['hidden_1'\]\['bias'\] is \(128,\); the model needs \(64,\)"):
-        train.create_train_state(gan, jax.random.key(0), d_params=convert.params_from_state_dict(torch_nets[1].state_dict()))
+        create_train_state(gan, jax.random.key(0), d_params=convert.params_from_state_dict(torch_nets[1].state_dict()))
 
 
 def test_same_weights_give_the_same_outputs(torch_nets):
     """Full float32 on the CPU: only summation order differs, so outputs agree to about 1e-6."""
     G, D = torch_nets
-    gan = train.make_gan(Config())
+    gan = make_gan(Config())
     g_params = convert.params_from_state_dict(G.state_dict())
     d_params = convert.params_from_state_dict(D.state_dict())
     z_BxZ = np.random.default_rng(0).standard_normal((256, 128)).astype(np.float32)
@@ -77,10 +79,10 @@ def test_same_weights_give_the_same_outputs(torch_nets):
         x_fake_torch = G(torch.from_numpy(z_BxZ)).numpy()
         torch_probs = [D(torch.from_numpy(x)).numpy()[:, 0] for x in (x_real_BxD, x_fake_torch)]
         torch_logits = [D.net[:-1](torch.from_numpy(x)).numpy()[:, 0] for x in (x_real_BxD, x_fake_torch)]
-    x_fake_jax = np.asarray(train.generate(gan, g_params, z_BxZ))
+    x_fake_jax = np.asarray(generate(gan, g_params, z_BxZ))
     np.testing.assert_allclose(x_fake_jax, x_fake_torch, rtol=0, atol=1e-6)
     for x, probs, logits in zip((x_real_BxD, x_fake_torch), torch_probs, torch_logits, strict=True):
-        jax_logits = np.asarray(train.discriminate(gan, d_params, x, None))
+        jax_logits = np.asarray(discriminate(gan, d_params, x, None))
         np.testing.assert_allclose(jax_logits, logits, rtol=0, atol=1e-6)
         np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(jax_logits)), probs, rtol=0, atol=1e-6)
     # Not vacuous: the outputs spread far beyond the tolerance.

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import data, fit, loop, parallel, train
+from jaxgan import build, data, epochs, fit, loop, parallel, step
 from jaxgan.config import Config
 
 LOSSES = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake")
@@ -33,13 +33,13 @@ def test_epochs_per_call_stop_at_the_next_epoch_that_writes(epoch, seconds, ever
 def test_a_call_of_several_epochs_makes_one_device_to_host_transfer(monkeypatch):
     images = data.load("train", subset=200)
     config = Config(batch_size=50)
-    gan = train.make_gan(config)
+    gan = build.make_gan(config)
     mesh = parallel.data_mesh(50, 1)
     images_NxD = parallel.put_replicated(images.flat_NxD, mesh)
 
     def trainer():
-        state = parallel.put_replicated(train.create_train_state(gan, jax.random.key(0)), mesh)
-        return fit.JaxTrainer(gan, state, parallel.train_epoch(mesh, 50), images_NxD, None, (28, 28), 4)
+        state = parallel.put_replicated(step.create_train_state(gan, jax.random.key(0)), mesh)
+        return fit.JaxTrainer(gan, state, epochs.compile(mesh, 50), images_NxD, None, (28, 28), 4)
 
     one_by_one = trainer()
     expected = [one_by_one.train_epochs(1)[0][0] for _ in range(3)]

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from jaxgan import data, parallel, train
+from jaxgan import data, epochs, parallel
+from jaxgan.build import make_gan
 from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
+from jaxgan.step import create_train_state
 
 # 8 vs 1 device differ only in the order of the float32 sums over the batch (8
 # partial sums and an all-reduce against one sum). Measured after 20 steps:
@@ -32,17 +34,19 @@ EIGHT_DEVICES = textwrap.dedent("""
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import jax, numpy as np
-    from jaxgan import data, parallel, train
+    from jaxgan import data, epochs, parallel
+    from jaxgan.build import make_gan
     from jaxgan.config import Config, ConfigError
+    from jaxgan.step import create_train_state
 
     config = Config(batch_size=64, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
     images_NxD = data.load("train", subset=640).flat_NxD
     out = {}
     for n in (1, 8):
         mesh = parallel.data_mesh(config.batch_size, n)
-        state = parallel.put_replicated(train.create_train_state(train.make_gan(config), jax.random.key(0)), mesh)
+        state = parallel.put_replicated(create_train_state(make_gan(config), jax.random.key(0)), mesh)
         images = parallel.put_replicated(images_NxD, mesh)
-        epoch = parallel.train_epoch(mesh, config.batch_size)
+        epoch = epochs.compile(mesh, config.batch_size)
         if n == 8:
             epoch = epoch.lower(state, images).compile()
             hlo = epoch.as_text()
@@ -62,8 +66,8 @@ EIGHT_DEVICES = textwrap.dedent("""
     labels_N = data.load("train", subset=640).labels_N.astype(np.int32)
     for n, per_step in ((1, False), (8, True)):
         mesh = parallel.data_mesh(research.batch_size, n)
-        state = parallel.put_replicated(train.create_train_state(train.make_gan(research), jax.random.key(0)), mesh)
-        epoch = parallel.train_epoch(mesh, research.batch_size, per_step)
+        state = parallel.put_replicated(create_train_state(make_gan(research), jax.random.key(0)), mesh)
+        epoch = epochs.compile(mesh, research.batch_size, per_step)
         state, metrics = epoch(state, parallel.put_replicated(images_NxD, mesh), parallel.put_replicated(labels_N, mesh))
         out[f"research_{n}"] = np.concatenate([np.asarray(metrics["d_loss"]), np.asarray(metrics["g_loss"])])
     try:
@@ -199,15 +203,15 @@ def test_devices_and_processes_that_do_not_fit_get_one_sentence(tmp_path, flags,
     assert not (tmp_path / "run").exists()
 
 
-def test_one_device_is_a_mesh_of_one_and_trains_bit_for_bit_like_train_epoch():
+def test_one_device_is_a_mesh_of_one_and_trains_bit_for_bit_like_epochs_run():
     mesh = parallel.data_mesh(batch_size=SMALL.batch_size)
     assert mesh.shape == {"data": 1}
     images_NxD = data.load("train", subset=SMALL.subset).flat_NxD
-    fresh = lambda: train.create_train_state(train.make_gan(SMALL), jax.random.key(0))  # noqa: E731
-    sharded, sharded_metrics = parallel.train_epoch(mesh, SMALL.batch_size)(
+    fresh = lambda: create_train_state(make_gan(SMALL), jax.random.key(0))  # noqa: E731
+    sharded, sharded_metrics = epochs.compile(mesh, SMALL.batch_size)(
         parallel.put_replicated(fresh(), mesh), parallel.put_replicated(images_NxD, mesh)
     )
-    plain, plain_metrics = train.train_epoch(fresh(), jax.numpy.asarray(images_NxD), SMALL.batch_size)
+    plain, plain_metrics = epochs.run(fresh(), jax.numpy.asarray(images_NxD), SMALL.batch_size)
     for a, b in zip(jax.tree.leaves((sharded.g_params, sharded.d_params, sharded_metrics)),
                     jax.tree.leaves((plain.g_params, plain.d_params, plain_metrics)), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -12,9 +12,11 @@ from flax import linen as nn
 
 from conftest import load_script
 from test_data import write_idx
-from jaxgan import data, evaluate, losses, train
+from jaxgan import data, epochs, evaluate, losses
+from jaxgan.build import gan_of_run, make_gan
 from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
+from jaxgan.step import GAN, TrainState, create_train_state, d_loss_fn, discriminate, generate, train_step, update
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -28,8 +30,8 @@ def mnist():
     return data.load("train", subset=256)
 
 
-def state_of(config: Config, seed: int = 0) -> train.TrainState:
-    return train.create_train_state(train.make_gan(config), jax.random.key(seed))
+def state_of(config: Config, seed: int = 0) -> TrainState:
+    return create_train_state(make_gan(config), jax.random.key(seed))
 
 
 def test_conditional_networks_take_one_hot_labels_and_follow_them():
@@ -38,55 +40,55 @@ def test_conditional_networks_take_one_hot_labels_and_follow_them():
     assert state.g_params["hidden_0"]["kernel"].shape == (16 + 10, 64)
     assert state.d_params["hidden_0"]["kernel"].shape == (784 + 10, 64)
     z = jax.random.normal(jax.random.key(1), (4, 16))
-    as_zero = train.generate(state.gan, state.g_params, z, jnp.zeros(4, jnp.int32))
-    as_one = train.generate(state.gan, state.g_params, z, jnp.ones(4, jnp.int32))
+    as_zero = generate(state.gan, state.g_params, z, jnp.zeros(4, jnp.int32))
+    as_one = generate(state.gan, state.g_params, z, jnp.ones(4, jnp.int32))
     assert float(jnp.abs(as_zero - as_one).max()) > 1e-3
     # Without labels, a conditional G draws the classes in turn.
-    np.testing.assert_array_equal(train.generate(state.gan, state.g_params, z), train.generate(state.gan, state.g_params, z, jnp.arange(4)))
+    np.testing.assert_array_equal(generate(state.gan, state.g_params, z), generate(state.gan, state.g_params, z, jnp.arange(4)))
     with pytest.raises(ValueError, match="conditional"):
-        train.train_epoch(state, jnp.zeros((64, 784), jnp.uint8), 32)
+        epochs.run(state, jnp.zeros((64, 784), jnp.uint8), 32)
 
 
 def test_conditional_epoch_gathers_the_labels_of_its_images(mnist):
     images, labels = jnp.asarray(mnist.flat_NxD), jnp.asarray(mnist.labels_N, jnp.int32)
-    idx = np.asarray(train.epoch_batches(state_of(small(conditional=True)), len(mnist), 32))
+    idx = np.asarray(epochs.shuffled_batches(state_of(small(conditional=True)), len(mnist), 32))
     x0 = data.to_unit_range(images[idx[0]])
-    _, by_hand = train.train_step(state_of(small(conditional=True)), x0, labels[idx[0]])
-    _, scanned = train.train_epoch(state_of(small(conditional=True)), images, 32, labels_N=labels)
+    _, by_hand = train_step(state_of(small(conditional=True)), x0, labels[idx[0]])
+    _, scanned = epochs.run(state_of(small(conditional=True)), images, 32, labels_N=labels)
     assert float(scanned["d_loss"][0]) == pytest.approx(float(by_hand["d_loss"]), rel=1e-5)
-    _, mislabelled = train.train_step(state_of(small(conditional=True)), x0, (labels[idx[0]] + 1) % 10)
+    _, mislabelled = train_step(state_of(small(conditional=True)), x0, (labels[idx[0]] + 1) % 10)
     assert float(mislabelled["d_loss"]) != pytest.approx(float(scanned["d_loss"][0]), rel=1e-5)
 
 
 def test_several_d_steps_each_on_its_own_batch(mnist):
     state = state_of(small(d_steps=3))
-    idx = np.asarray(train.epoch_batches(state, len(mnist), 32))
+    idx = np.asarray(epochs.shuffled_batches(state, len(mnist), 32))
     assert idx.shape == (2, 3, 32) and len(np.unique(idx)) == 192  # 8 batches: 2 steps of 3, 2 batches left over
-    new_state, metrics = train.train_epoch(state, jnp.asarray(mnist.flat_NxD), 32)
+    new_state, metrics = epochs.run(state, jnp.asarray(mnist.flat_NxD), 32)
     assert int(new_state.step) == 2 and metrics["d_loss"].shape == (2,)
     # Adam counts its updates: D was updated three times a step, G once.
     assert int(new_state.d_opt_state[0].count) == 6 and int(new_state.g_opt_state[0].count) == 2
     with pytest.raises(ValueError, match="3 batches a step"):
-        train.train_step(state_of(small(d_steps=3)), jnp.zeros((32, 784)))
+        train_step(state_of(small(d_steps=3)), jnp.zeros((32, 784)))
     # Every one of the K batches reaches D: blanking any one of them changes the step.
     x_KxBxD = data.to_unit_range(jnp.asarray(mnist.flat_NxD[idx[0]]))
-    _, reference = train.train_step(state_of(small(d_steps=3)), x_KxBxD)
+    _, reference = train_step(state_of(small(d_steps=3)), x_KxBxD)
     for k in range(3):
-        _, blanked = train.train_step(state_of(small(d_steps=3)), x_KxBxD.at[k].set(-1.0))
+        _, blanked = train_step(state_of(small(d_steps=3)), x_KxBxD.at[k].set(-1.0))
         assert abs(float(blanked["g_loss"]) - float(reference["g_loss"])) > 1e-4, k
 
 
 def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
-    plain, penalised = train.make_gan(small(d_loss="wasserstein", g_loss="wasserstein")), train.make_gan(
+    plain, penalised = make_gan(small(d_loss="wasserstein", g_loss="wasserstein")), make_gan(
         small(d_loss="wasserstein", g_loss="wasserstein", gp_weight=10.0)
     )
-    state = train.create_train_state(plain, jax.random.key(0))
+    state = create_train_state(plain, jax.random.key(0))
     x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
-    x_fake = train.generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
     gp_key = jax.random.key(2)
-    base, _ = train.d_loss_fn(state.d_params, plain, x_real, x_fake, None)
-    total, _ = train.d_loss_fn(state.d_params, penalised, x_real, x_fake, None, None, gp_key)
-    critic = lambda x: train.discriminate(plain, state.d_params, x, None)  # noqa: E731
+    base, _ = d_loss_fn(state.d_params, plain, x_real, x_fake, None)
+    total, _ = d_loss_fn(state.d_params, penalised, x_real, x_fake, None, None, gp_key)
+    critic = lambda x: discriminate(plain, state.d_params, x, None)  # noqa: E731
     penalty = losses.gradient_penalty(critic, x_real, x_fake, jax.random.split(gp_key)[0])
     assert float(penalty) > 0.01
     assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)
@@ -94,25 +96,25 @@ def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
 
 @pytest.mark.parametrize("d_loss, g_loss", [("least_squares", "least_squares"), ("hinge", "hinge"), ("wasserstein", "wasserstein")])
 def test_each_loss_pair_trains_through_the_same_step(mnist, d_loss, g_loss):
-    gan = train.make_gan(small(d_loss=d_loss, g_loss=g_loss))
-    state = train.create_train_state(gan, jax.random.key(0))
+    gan = make_gan(small(d_loss=d_loss, g_loss=g_loss))
+    state = create_train_state(gan, jax.random.key(0))
     x = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
     z_d, z_g = jax.random.normal(jax.random.key(5), (2, 32, 16))
-    new_state, metrics = train.update(state, x, z_d, z_g, None, None)
-    real_B = train.discriminate(gan, state.d_params, x, None)
-    fake_B = train.discriminate(gan, state.d_params, train.generate(gan, state.g_params, z_d), None)
+    new_state, metrics = update(state, x, z_d, z_g, None, None)
+    real_B = discriminate(gan, state.d_params, x, None)
+    fake_B = discriminate(gan, state.d_params, generate(gan, state.g_params, z_d), None)
     assert float(metrics["d_loss"]) == pytest.approx(float(losses.D_LOSSES[d_loss](real_B, fake_B)), rel=1e-5)
-    g_fake_B = train.discriminate(gan, new_state.d_params, train.generate(gan, state.g_params, z_g), None)
+    g_fake_B = discriminate(gan, new_state.d_params, generate(gan, state.g_params, z_g), None)
     assert float(metrics["g_loss"]) == pytest.approx(float(losses.G_LOSSES[g_loss](g_fake_B)), rel=1e-5)
 
 
 def test_equal_configs_share_one_compiled_step(mnist):
     images = jnp.asarray(mnist.flat_NxD)
     config = small(label_smoothing=0.1, seed=4)
-    train.train_epoch(state_of(config), images, 32)
-    before = train.train_epoch._cache_size()
-    train.train_epoch(state_of(Config(**config.to_dict())), images, 32)
-    assert train.train_epoch._cache_size() == before
+    epochs.run(state_of(config), images, 32)
+    before = epochs.run._cache_size()
+    epochs.run(state_of(Config(**config.to_dict())), images, 32)
+    assert epochs.run._cache_size() == before
 
 
 def test_adam_betas_reach_the_optimiser():
@@ -202,7 +204,7 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
     def d_loss(real_logits_B, fake_logits_B):
         return losses.d_hinge(real_logits_B, fake_logits_B)
 
-    gan = train.GAN(G(), D(), latent_dim=8, d_loss=d_loss, g_loss=losses.g_hinge, g_optimizer=optax.sgd(0.01))
+    gan = GAN(G(), D(), latent_dim=8, d_loss=d_loss, g_loss=losses.g_hinge, g_optimizer=optax.sgd(0.01))
     config = Config(epochs=2, batch_size=32, subset=256, workdir=str(tmp_path / "own"), sample_every=1, checkpoint_every=1)
     workdir = fit(config, gan=gan)
     for name in ("metrics.jsonl", "samples/epoch_0002.png", "losses.png", "checkpoints", "final_params"):
@@ -218,9 +220,9 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
     assert load_script("evaluate").main(["--workdir", str(workdir), "--n", "20"]) == 2
     assert load_script("sample").main(["--workdir", str(workdir), "--out", str(tmp_path / "g.png")]) == 2
     with pytest.raises(ConfigError, match="custom GAN"):
-        train.gan_of_run(json.loads((workdir / "config.json").read_text()))
+        gan_of_run(json.loads((workdir / "config.json").read_text()))
     with pytest.raises(ConfigError, match="data_dim is 100"):
-        fit(Config(**{**config.to_dict(), "overwrite": True}), gan=train.GAN(G(), D(), latent_dim=8, data_dim=100))
+        fit(Config(**{**config.to_dict(), "overwrite": True}), gan=GAN(G(), D(), latent_dim=8, data_dim=100))
     # Resuming it as the article's GAN (or with another custom one) is refused, and nothing moves.
     with pytest.raises(ConfigError, match="trained with another GAN"):
         fit(Config(**{**config.to_dict(), "epochs": 3, "resume": True}))
@@ -241,15 +243,15 @@ def test_a_gan_whose_networks_do_not_fit_the_calls_is_refused_before_anything_is
 
     config = Config(epochs=1, batch_size=32, subset=64, workdir=str(tmp_path / "bad"))
     with pytest.raises(ConfigError, match=r"G must take \(z_BxZ\) and D \(x_BxD, \*, train\)"):
-        fit(config, gan=train.GAN(G(), D(), latent_dim=8))
+        fit(config, gan=GAN(G(), D(), latent_dim=8))
     with pytest.raises(ConfigError, match="num_classes=3 but the labels go up to 9"):
-        fit(config, gan=train.GAN(G(), D(), latent_dim=8, num_classes=3))
+        fit(config, gan=GAN(G(), D(), latent_dim=8, num_classes=3))
     assert not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="GAN.d_steps must be at least 1"):
-        train.GAN(G(), D(), d_steps=0)
+        GAN(G(), D(), d_steps=0)
     # A conditional GAN trained without labels would learn nothing of them: refused.
     with pytest.raises(ValueError, match="pass the labels of the batch"):
-        train.train_step(state_of(small(conditional=True)), jnp.zeros((32, 784)))
+        train_step(state_of(small(conditional=True)), jnp.zeros((32, 784)))
 
 
 def test_ablate_trains_each_variant_for_the_same_budget_and_tabulates_it(tmp_path, capsys):
@@ -274,15 +276,15 @@ def test_adam_beta1_defaults_to_each_architectures_own():
 
 def test_conditional_dcgan_through_make_gan_trains_a_step(mnist):
     config = Config(arch="dcgan", conditional=True, batch_size=16, dcgan_features=8, latent_dim=16)
-    gan = train.make_gan(config)
+    gan = make_gan(config)
     assert gan.beta1 == 0.5 and gan.num_classes == 10
-    state = train.create_train_state(gan, jax.random.key(0))
+    state = create_train_state(gan, jax.random.key(0))
     # D reads the image and 10 label planes; G's first layer reads z and the one-hot label.
     assert state.d_params["down_0"]["kernel"].shape == (4, 4, 1 + 10, 8)
     assert state.g_params["project"]["kernel"].shape == (16 + 10, 7 * 7 * 16)
     x = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:16]))
     g_before = [np.asarray(a) for a in jax.tree.leaves(state.g_params)]  # train_step donates the state
-    new_state, metrics = train.train_step(state, x, jnp.asarray(mnist.labels_N[:16], jnp.int32))
+    new_state, metrics = train_step(state, x, jnp.asarray(mnist.labels_N[:16], jnp.int32))
     assert 0.3 < float(metrics["d_real"]) < 0.7  # an untrained D reads about 1/2
     moved = [float(np.abs(a - b).max()) for a, b in zip(g_before, jax.tree.leaves(new_state.g_params))]
     assert min(moved) > 0

@@ -237,9 +237,9 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
     import jax
     import jax.numpy as jnp
 
-    import jaxgan.parallel
+    import jaxgan.epochs
 
-    real_factory = jaxgan.parallel.train_epoch
+    real_factory = jaxgan.epochs.compile
 
     def poisoned_from_epoch_3(mesh, batch_size, per_step=False):
         real_epoch = real_factory(mesh, batch_size, per_step)
@@ -252,13 +252,13 @@ def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint(tmp_path, c
 
         return epoch
 
-    monkeypatch.setattr(jaxgan.parallel, "train_epoch", poisoned_from_epoch_3)
+    monkeypatch.setattr(jaxgan.epochs, "compile", poisoned_from_epoch_3)
     run = tmp_path / "run"
     assert train("train_jax", run, 5) == 3
     err = capsys.readouterr().err
     assert "training diverged in epoch 3" in err and "the last good checkpoint is epoch 2" in err
     assert [r[0] for r in losses(run)] == [1, 2]
-    monkeypatch.setattr(jaxgan.parallel, "train_epoch", real_factory)
+    monkeypatch.setattr(jaxgan.epochs, "compile", real_factory)
     assert train("train_jax", run, 5, "--resume") == 0  # the kept checkpoint is intact
     assert [r[0] for r in losses(run)] == [1, 2, 3, 4, 5]
 

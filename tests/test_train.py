@@ -3,8 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import data, train
+from jaxgan import data, epochs
+from jaxgan.build import make_gan
 from jaxgan.config import Config
+from jaxgan.step import create_train_state, discriminate, generate, train_step, update
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -15,7 +17,7 @@ def images_NxD():
 
 
 def fresh_state(seed=0, config=SMALL):
-    return train.create_train_state(train.make_gan(config), jax.random.key(seed))
+    return create_train_state(make_gan(config), jax.random.key(seed))
 
 
 def leaves(tree):
@@ -42,22 +44,22 @@ def test_one_step_changes_both_networks_and_is_reproducible(images_NxD):
     x = data.to_unit_range(images_NxD[:32])
     before = fresh_state()
     g0, d0 = leaves(before.g_params), leaves(before.d_params)
-    after, metrics = train.train_step(fresh_state(), x)
+    after, metrics = train_step(fresh_state(), x)
     assert int(after.step) == 1
     assert all(not np.array_equal(a, b) for a, b in zip(g0, leaves(after.g_params)))
     assert all(not np.array_equal(a, b) for a, b in zip(d0, leaves(after.d_params)))
     # Adam's first step moves each weight by about lr.
     delta = np.abs(leaves(after.g_params)[0] - g0[0])
     assert np.median(delta) == pytest.approx(2e-4, rel=0.05)
-    again, metrics2 = train.train_step(fresh_state(), x)
+    again, metrics2 = train_step(fresh_state(), x)
     assert_trees_equal(after, again)
     assert {k: float(v) for k, v in metrics.items()} == {k: float(v) for k, v in metrics2.items()}
-    other, _ = train.train_step(fresh_state(seed=1), x)
+    other, _ = train_step(fresh_state(seed=1), x)
     assert not np.array_equal(leaves(other.g_params)[0], leaves(after.g_params)[0])
 
 
 def test_metrics_are_the_articles_four_numbers(images_NxD):
-    _, metrics = train.train_step(fresh_state(), data.to_unit_range(images_NxD[:32]))
+    _, metrics = train_step(fresh_state(), data.to_unit_range(images_NxD[:32]))
     assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake"}
     # An untrained D outputs about 1/2 for everything: D loss ~ 2 log 2, G loss ~ log 2.
     assert float(metrics["d_loss"]) == pytest.approx(2 * np.log(2), abs=0.1)
@@ -65,14 +67,14 @@ def test_metrics_are_the_articles_four_numbers(images_NxD):
     assert 0.4 < float(metrics["d_real"]) < 0.6 and 0.4 < float(metrics["d_fake"]) < 0.6
 
 
-def test_train_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
-    idx = np.asarray(train.epoch_batches(fresh_state(), len(images_NxD), 32))
+def test_an_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
+    idx = np.asarray(epochs.shuffled_batches(fresh_state(), len(images_NxD), 32))
     assert idx.shape == (5, 1, 32) and len(np.unique(idx)) == 160  # a permutation, no repeats
     state, per_step = fresh_state(), []
     for idx_KxB in idx:
-        state, m = train.train_step(state, data.to_unit_range(images_NxD[idx_KxB]))
+        state, m = train_step(state, data.to_unit_range(images_NxD[idx_KxB]))
         per_step.append(m)
-    scanned, metrics = train.train_epoch(fresh_state(), images_NxD, 32)
+    scanned, metrics = epochs.run(fresh_state(), images_NxD, 32)
     assert int(scanned.step) == 5 and metrics["d_loss"].shape == (5,)
     for a, b in zip(leaves(state), leaves(scanned), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -81,10 +83,10 @@ def test_train_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
 
 
 def test_epochs_draw_new_orders_and_drop_the_partial_batch(images_NxD):
-    state, _ = train.train_epoch(fresh_state(), images_NxD[:150], 32)  # 4 batches, 22 images dropped
+    state, _ = epochs.run(fresh_state(), images_NxD[:150], 32)  # 4 batches, 22 images dropped
     assert int(state.step) == 4
-    first = np.asarray(train.epoch_batches(fresh_state(), 150, 32))
-    second = np.asarray(train.epoch_batches(state, 150, 32))
+    first = np.asarray(epochs.shuffled_batches(fresh_state(), 150, 32))
+    second = np.asarray(epochs.shuffled_batches(state, 150, 32))
     assert first.shape == second.shape == (4, 1, 32)
     assert not np.array_equal(first, second)
 
@@ -92,20 +94,20 @@ def test_epochs_draw_new_orders_and_drop_the_partial_batch(images_NxD):
 def test_update_with_dropout_off_is_deterministic_given_the_noise(images_NxD):
     x = data.to_unit_range(images_NxD[:32])
     z1, z2 = jax.random.normal(jax.random.key(5), (2, 32, 16))
-    a, ma = train.update(fresh_state(), x, z1, z2, None, None)
-    b, mb = train.update(fresh_state(seed=0), x, z1, z2, None, None)
+    a, ma = update(fresh_state(), x, z1, z2, None, None)
+    b, mb = update(fresh_state(seed=0), x, z1, z2, None, None)
     assert_trees_equal(a.g_params, b.g_params)
-    c, mc = train.update(fresh_state(), x, z2, z1, None, None)  # swapped noise: a different step
+    c, mc = update(fresh_state(), x, z2, z1, None, None)  # swapped noise: a different step
     assert float(mc["g_loss"]) != float(ma["g_loss"])
 
 
-def test_train_epoch_compiles_once(images_NxD):
+def test_an_epoch_compiles_once(images_NxD):
     state = fresh_state(seed=3)
-    state, _ = train.train_epoch(state, images_NxD, 32)
-    before = train.train_epoch._cache_size()
+    state, _ = epochs.run(state, images_NxD, 32)
+    before = epochs.run._cache_size()
     for _ in range(2):
-        state, _ = train.train_epoch(state, images_NxD, 32)
-    assert train.train_epoch._cache_size() == before
+        state, _ = epochs.run(state, images_NxD, 32)
+    assert epochs.run._cache_size() == before
 
 
 @pytest.mark.parametrize("smoothing, g_loss", [(0.0, "non_saturating"), (0.02, "non_saturating"), (0.0, "minimax")])
@@ -115,16 +117,16 @@ def test_step_losses_use_the_configured_targets_and_g_loss(images_NxD, smoothing
     gan = state.gan
     x = data.to_unit_range(images_NxD[:32])
     z_d, z_g = jax.random.normal(jax.random.key(5), (2, 32, 16))
-    new_state, metrics = train.update(state, x, z_d, z_g, None, None)
+    new_state, metrics = update(state, x, z_d, z_g, None, None)
     # D's loss: before D's update; G's loss: through the updated D.
-    real_B = train.discriminate(gan, state.d_params, x, None)
-    fake_B = train.discriminate(gan, state.d_params, train.generate(gan, state.g_params, z_d), None)
+    real_B = discriminate(gan, state.d_params, x, None)
+    fake_B = discriminate(gan, state.d_params, generate(gan, state.g_params, z_d), None)
     p_real, p_fake = jax.nn.sigmoid(real_B), jax.nn.sigmoid(fake_B)
     t = 1.0 - smoothing
     expected_d = -jnp.mean(t * jnp.log(p_real) + (1 - t) * jnp.log1p(-p_real)) - jnp.mean(
         (1 - t) * jnp.log(p_fake) + t * jnp.log1p(-p_fake)
     )
-    g_fake_B = jax.nn.sigmoid(train.discriminate(gan, new_state.d_params, train.generate(gan, state.g_params, z_g), None))
+    g_fake_B = jax.nn.sigmoid(discriminate(gan, new_state.d_params, generate(gan, state.g_params, z_g), None))
     if g_loss == "minimax":
         expected_g = jnp.mean((1 - t) * jnp.log(g_fake_B) + t * jnp.log1p(-g_fake_B))
     else:
@@ -135,13 +137,13 @@ def test_step_losses_use_the_configured_targets_and_g_loss(images_NxD, smoothing
 
 
 @pytest.mark.parametrize("changes", [{}, {"conditional": True, "d_steps": 2}])
-def test_loop_epoch_computes_what_the_scanned_epoch_does(images_NxD, changes):
+def test_the_looped_epoch_computes_what_the_scanned_epoch_does(images_NxD, changes):
     """One compiled call a step (fit's choice for convolutions on the CPU) gives the scanned epoch's numbers."""
     config = Config(**{**SMALL.to_dict(), **changes})
     labels_N = jnp.arange(len(images_NxD)) % 10
-    scanned, scanned_metrics = train.train_epoch(fresh_state(config=config), images_NxD, 32, labels_N=labels_N)
-    step = jax.jit(train.indexed_step, donate_argnums=0)
-    looped, looped_metrics = train.loop_epoch(step, fresh_state(config=config), images_NxD, 32, labels_N)
+    scanned, scanned_metrics = epochs.run(fresh_state(config=config), images_NxD, 32, labels_N=labels_N)
+    step = jax.jit(epochs.step_at, donate_argnums=0)
+    looped, looped_metrics = epochs.loop(step, fresh_state(config=config), images_NxD, 32, labels_N)
     assert looped_metrics["d_loss"].shape == scanned_metrics["d_loss"].shape == (5 // config.d_steps,)
     for a, b in zip(leaves(looped), leaves(scanned), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

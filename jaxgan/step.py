@@ -1,4 +1,4 @@
-"""The pure training core: one `TrainState` pytree and the article's step.
+"""The article's step, pure: `GAN` (what is trained), `TrainState` (one pytree) and one step.
 
 No I/O here. A step is the article's: D on real images against the real target
 and on G(fresh noise) against the fake target, one Adam step on D; then G on
@@ -6,7 +6,9 @@ fresh noise against the real target through the updated D, one Adam step on G.
 Dropout in D is active in both halves, as in the article (D never leaves train mode).
 
 The same jitted step trains any `GAN`: other networks, other losses (`jaxgan.losses`),
-class labels, a gradient penalty and several D updates per G update.
+class labels, a gradient penalty and several D updates per G update. How a step
+gets its batches, epoch by epoch and over devices, is `jaxgan.epochs`; the GAN a
+config describes, `jaxgan.build`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,8 @@ import numpy as np
 import optax
 from flax import linen as nn
 from flax import struct
-from jax.sharding import PartitionSpec as P
 
 from jaxgan import losses, reporting
-from jaxgan.data import to_unit_range
-from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -93,54 +92,6 @@ class GAN:
     @property
     def d_tx(self) -> optax.GradientTransformation:
         return self.d_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
-
-
-def make_gan(
-    config, data_dim: int = 784, dtype: jnp.dtype | None = None, precision=None,
-    image_shape: tuple[int, ...] = (28, 28), num_classes: int = 10,
-) -> GAN:
-    """The GAN a `jaxgan.config.Config` describes (the article's by default).
-
-    `image_shape` matters for --arch dcgan only; `num_classes` for --conditional only.
-    """
-    classes = num_classes if config.conditional else 0
-    if config.arch == "dcgan":
-        generator = DCGenerator(tuple(image_shape), config.dcgan_features, classes, dtype, precision)
-        # No dropout: DCGAN's D has none (the article's 0.3 is for its MLP).
-        discriminator = DCDiscriminator(tuple(image_shape), config.dcgan_features, classes, 0.0, dtype, precision)
-    else:
-        generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes)
-        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes)
-    d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)
-    g_loss = losses.g_loss_named(config.g_loss, config.real_target, config.fake_target)
-    return GAN(
-        generator=generator,
-        discriminator=discriminator,
-        lr=config.lr,
-        latent_dim=config.latent_dim,
-        data_dim=data_dim,
-        d_loss=d_loss,
-        g_loss=g_loss,
-        num_classes=classes,
-        gp_weight=config.gp_weight,
-        d_steps=config.d_steps,
-        beta1=config.adam_beta1,
-        beta2=config.beta2,
-    )
-
-
-def gan_of_run(run: dict, dtype: jnp.dtype | None = None) -> GAN:
-    """The GAN a finished run's config.json describes (for sampling and evaluation)."""
-    from jaxgan.config import Config, ConfigError
-
-    if run.get("model"):
-        raise ConfigError(
-            "this run was trained with a custom GAN (fit(gan=...)); rebuild that GAN and load its "
-            "weights with jaxgan.fit.load_final_params(workdir)."
-        )
-    image_shape = tuple(run.get("image_shape", (28, 28)))
-    data_dim = int(np.prod(image_shape))
-    return make_gan(Config.from_dict(run), data_dim, dtype, image_shape=image_shape, num_classes=run.get("num_classes") or 10)
 
 
 @struct.dataclass
@@ -271,36 +222,37 @@ def update(
     return state.replace(step=state.step + 1), {"d_loss": d_loss, "g_loss": g_loss, **d_metrics}
 
 
-def _step_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:
+def step_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:
     """(noise key, shuffle key) of this step: a function of the run's key and the step alone,
     so a resumed run draws exactly what an uninterrupted one would."""
     noise_base, shuffle_base = jax.random.split(state.key)
     return jax.random.fold_in(noise_base, state.step), jax.random.fold_in(shuffle_base, state.step)
 
 
-def _along_batch(x: jax.Array, batch_sharding: jax.sharding.Sharding | None) -> jax.Array:
+def along_batch(x: jax.Array, batch_sharding: jax.sharding.Sharding | None) -> jax.Array:
     """`x` split along its first axis as `batch_sharding` says (unchanged when None)."""
     return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
 
 
-def _train_step(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.Array | None, batch_sharding=None):
-    """`gan.d_steps` = K D updates, the k-th on batch k, then one G update on fresh noise."""
+def step_on_batches(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.Array | None, batch_sharding=None):
+    """`gan.d_steps` = K D updates, the k-th on batch k, then one G update, on noise from
+    `step_keys`; with `batch_sharding`, the noise is split along the batch as the images are."""
     gan = state.gan
-    noise_key = _step_keys(state)[0]
+    noise_key = step_keys(state)[0]
     # split(key, 5)[:4] == split(key, 4): the article's step keeps the keys it always had.
     z_d_key, z_g_key, d_drop_key, g_drop_key, gp_key = jax.random.split(noise_key, 5)
     gp_key = gp_key if gan.gp_weight else None
     batch_labels = lambda k: None if labels_KxB is None else labels_KxB[k]  # noqa: E731
     shape = (x_real_KxBxD.shape[1], gan.latent_dim)
     # Partitionable threefry: each device draws its own rows of the very numbers one device would.
-    z_g_BxZ = _along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
+    z_g_BxZ = along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
     if gan.d_steps == 1:  # the article's step: no scan of one, keys as they always were
-        z_d_BxZ = _along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
+        z_d_BxZ = along_batch(jax.random.normal(z_d_key, shape), batch_sharding)
         return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, batch_labels(0), gp_key)
 
     def d_step(state, k):
         fold = lambda key: None if key is None else jax.random.fold_in(key, k)  # noqa: E731
-        z_d_BxZ = _along_batch(jax.random.normal(fold(z_d_key), shape), batch_sharding)
+        z_d_BxZ = along_batch(jax.random.normal(fold(z_d_key), shape), batch_sharding)
         state, d_loss, d_metrics = d_update(state, x_real_KxBxD[k], z_d_BxZ, fold(d_drop_key), batch_labels(k), fold(gp_key))
         return state, {"d_loss": d_loss, **d_metrics}
 
@@ -319,61 +271,4 @@ def train_step(state: TrainState, x_real: jax.Array, labels: jax.Array | None = 
         x_real, labels = x_real[None], None if labels is None else labels[None]
     if x_real.shape[0] != state.gan.d_steps:
         raise ValueError(f"this GAN takes {state.gan.d_steps} batches a step (d_steps); got x_real of shape {x_real.shape}.")
-    return _train_step(state, x_real, labels)
-
-
-def epoch_batches(state: TrainState, n_images: int, batch_size: int) -> jax.Array:
-    """idx_SxKxB: this epoch's shuffled image indices, S steps of K = `gan.d_steps` batches,
-    drawn from the step at its start; the images left over are dropped."""
-    k = state.gan.d_steps
-    n_steps = n_images // (batch_size * k)
-    perm_N = jax.random.permutation(_step_keys(state)[1], n_images)
-    return perm_N[: n_steps * k * batch_size].reshape(n_steps, k, batch_size)
-
-
-def scan_epoch(
-    state: TrainState,
-    images_NxD: jax.Array,
-    batch_size: int,
-    batch_sharding: jax.sharding.Sharding | None = None,
-    labels_N: jax.Array | None = None,
-) -> tuple[TrainState, Metrics]:
-    """One epoch: shuffle on the device, `lax.scan` over the steps (not jitted: see `train_epoch`).
-
-    `images_NxD` are uint8 pixels resident on the device, scaled to [-1, 1] inside the step;
-    `labels_N` the class of each (a conditional GAN needs them).
-    With `batch_sharding` (`jaxgan.parallel`), each batch and its noise are split along
-    the batch axis: every device gathers and trains on its own rows.
-    Returns the new state and each metric per step, shape [steps].
-    """
-    body = functools.partial(indexed_step, images_NxD=images_NxD, labels_N=labels_N, batch_sharding=batch_sharding)
-    return jax.lax.scan(body, state, epoch_batches(state, images_NxD.shape[0], batch_size))
-
-
-def indexed_step(
-    state: TrainState, idx_KxB: jax.Array, images_NxD: jax.Array, labels_N: jax.Array | None = None, batch_sharding=None
-) -> tuple[TrainState, Metrics]:
-    """One step on the images (and labels) at `idx_KxB`, gathered on the device: `scan_epoch`'s body."""
-    if state.gan.num_classes and labels_N is None:
-        raise ValueError("this GAN is conditional; pass labels_N.")
-    per_batch = None if batch_sharding is None else jax.sharding.NamedSharding(batch_sharding.mesh, P(None, *batch_sharding.spec))
-    idx_KxB = _along_batch(idx_KxB, per_batch)
-    labels_KxB = labels_N[idx_KxB] if state.gan.num_classes else None
-    return _train_step(state, to_unit_range(images_NxD[idx_KxB]), labels_KxB, batch_sharding)
-
-
-def loop_epoch(step, state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None):
-    """The epoch `scan_epoch` computes, as one compiled `step` call a step (`step` is `indexed_step`
-    jitted): for networks XLA runs slowly inside a loop, such as convolutions on the CPU
-    (about 10x slower in a `lax.scan` there). Same numbers; metrics stacked per step."""
-    idx_SxKxB = _epoch_batches(state, images_NxD.shape[0], batch_size)
-    per_step = []
-    for s in range(idx_SxKxB.shape[0]):
-        state, metrics = step(state, idx_SxKxB[s], images_NxD, labels_N)
-        per_step.append(metrics)
-    return state, jax.tree.map(lambda *m: jnp.stack(m), *per_step)
-
-
-train_epoch = jax.jit(scan_epoch, static_argnames=("batch_size", "batch_sharding"), donate_argnums=0)
-_epoch_batches = jax.jit(epoch_batches, static_argnums=(1, 2))
-train_epoch.__doc__ = """(state, images_NxD uint8, batch_size, labels_N=None) -> (state, metrics per step): one epoch as one compiled call."""
+    return step_on_batches(state, x_real, labels)

@@ -1,0 +1,8 @@
+"""Code that needs both frameworks: jaxgan and torch_baseline side by side.
+
+- `sidebyside.lockstep`: both frameworks' step replayed in lock-step, and how close they must stay.
+- `sidebyside.compare`: both trainers from the same weights, one report (scripts/compare.py).
+- `sidebyside.samples`: the final samples of a finished run of either framework.
+
+jaxgan never imports torch and torch_baseline never imports JAX; what needs both lives here.
+"""
