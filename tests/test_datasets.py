@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import load_script
-from jaxgan import data, reporting, runs, summaries
+from jaxgan import data, reporting, runs, sources, summaries
 from jaxgan.config import Config, ConfigError
 from test_data import write_idx
 
@@ -36,7 +36,7 @@ def fashion_dir(tmp_path, monkeypatch):
     }
     for name, array in arrays.items():
         write_idx(tmp_path / (name + ".gz"), array, gz=True)
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr(sources, "FASHION_MNIST_DIR", tmp_path)
     return arrays
 
 
@@ -51,7 +51,7 @@ def test_fashion_mnist_reads_debians_idx_files(fashion_dir):
 
 @pytest.mark.parametrize("script", ["train_jax", "train_torch"])
 def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch, capsys, script):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(sources, "FASHION_MNIST_DIR", tmp_path / "not-installed")
     workdir = tmp_path / "run"
     code = load_script(script).main(["--dataset", "fashion_mnist", "--workdir", str(workdir)])
     err = capsys.readouterr().err
