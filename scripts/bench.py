@@ -1,15 +1,21 @@
 """Benchmark one training step of the article's GAN: jaxgan against PyTorch, in one run.
 
 Rows (each times the same step: one D update and one G update at --batch-size):
-  jaxgan            a whole epoch per compiled call (lax.scan), data on the device as uint8
-  torch eager       the article's step, data resident on the device, one sync per epoch
-  torch compile     the same with torch.compile on both modules (where it works)
-  article loader    the article's per-image transforms through a DataLoader (a few steps)
+  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8
+  torch eager            the article's step, data resident on the device, one sync per epoch
+  torch compile          the same with torch.compile on both modules
+  torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
+  torch eager/compile bf16 autocast   bfloat16 products, float32 weights, loss and Adam
+  torch article loader   the article's per-image transforms through a DataLoader (a few steps)
 
-Reports steps/s, images/s, achieved TFLOP/s (analytic count of the matrix
-products, jaxgan.flops), compile seconds and peak device memory, and each row's
-speed relative to torch eager. Timings on a shared machine are noisy: compare
-the ratios within one run.
+Reports steps/s, images/s, TFLOP/s (analytic count of the matrix products,
+jaxgan.flops), compile s, peak device memory, speed relative to torch eager, and
+jaxgan's lead over each PyTorch row at the same precision (the first jaxgan row
+of float32 or bfloat16 products). jaxgan rows: XLA's cost analysis of the
+compiled epoch per step, its fusions and kernels (jaxgan.xla_stats), and the
+compile time in a fresh process that finds the program in JAX's persistent
+compilation cache (warm). A row that cannot run here says why. Timings on a
+shared machine are noisy: compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -18,18 +24,28 @@ import argparse
 import json
 import math
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from jaxgan import data
+from jaxgan import compile_cache, data, xla_stats
 from jaxgan.config import Config
 from jaxgan.flops import step_flops
 
 JAX_VARIANTS = ("float32", "bfloat16")
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
-TORCH_ROWS = ("eager", "compile", "article")
+# name in --torch: (row name, precision of its products, torch.compile mode or None)
+TORCH_ROWS = {
+    "eager": ("torch eager", "float32", None),
+    "compile": ("torch compile", "float32", "default"),
+    "cudagraphs": ("torch reduce-overhead (CUDA graphs)", "float32", "reduce-overhead"),
+    "eager-bf16": ("torch eager bf16 autocast", "bfloat16", None),
+    "compile-bf16": ("torch compile bf16 autocast", "bfloat16", "default"),
+    "article": ("torch article loader", "float32", None),
+}
 
 
 def positive_int(text: str) -> int:
@@ -51,46 +67,80 @@ def parse_args(argv):
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
     p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
                    help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
-    p.add_argument("--torch", nargs="*", choices=TORCH_ROWS, default=list(TORCH_ROWS), help="PyTorch rows")
+    p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
+    p.add_argument("--cache-dir", default=None,
+                   help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
+    p.add_argument("--no-warm", action="store_true", help="skip the warm compile (a second process using the cache)")
+    p.add_argument("--compile-only", action="store_true",
+                   help="only compile the jaxgan rows and print their compile times and XLA's analysis as JSON")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p.parse_args(argv)
 
 
-
-
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
+def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str) -> dict:
+    """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
     from jaxgan.build import make_gan
     from jaxgan.epochs import run as train_epoch
     from jaxgan.step import create_train_state
 
-    config = Config(batch_size=batch_size)
-    steps_per_epoch = len(images_NxD) // batch_size
-    epochs = math.ceil(steps / steps_per_epoch)
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(config, dtype=None if dtype == "float32" else dtype)
+        gan = make_gan(Config(batch_size=batch_size), dtype=None if dtype == "float32" else dtype)
         state = create_train_state(gan, jax.random.key(0, impl=prng))
         images = jax.device_put(images_NxD)
+        hits = compile_cache.cache_hits()
         start = time.perf_counter()
         compiled = train_epoch.lower(state, images, batch_size).compile()
         compile_s = time.perf_counter() - start
-        state, metrics = compiled(state, images)  # warm-up epoch
-        jax.block_until_ready(metrics)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            state, metrics = compiled(state, images)
-        jax.block_until_ready((state, metrics))
-        seconds = time.perf_counter() - start
-    stats = jax.devices()[0].memory_stats() or {}
+        hits = compile_cache.cache_hits() - hits
+    per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": f"jaxgan {dtype} {prng}",
-        "steps": epochs * steps_per_epoch,
-        "seconds": seconds,
-        "compile_s": compile_s,
-        "peak_mem_gb": stats.get("peak_bytes_in_use", 0) / 1e9 or None,
-        "final_d_loss": float(metrics["d_loss"][-1]),
+        "row": f"jaxgan {dtype} {prng}", "precision": dtype, "compile_s": compile_s,
+        "cache_hits": hits,
+        "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
+        **xla_stats.hlo_ops(compiled.as_text()),
+        "_run": (compiled, state, images),
     }
+
+
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
+    import jax
+
+    row = compile_jax(images_NxD, batch_size, dtype, precision, prng)
+    compiled, state, images = row.pop("_run")
+    epochs = math.ceil(steps / (len(images_NxD) // batch_size))
+    state, metrics = compiled(state, images)  # warm-up epoch
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        state, metrics = compiled(state, images)
+    jax.block_until_ready((state, metrics))
+    stats = jax.devices()[0].memory_stats() or {}
+    return {**row, "steps": epochs * len(images_NxD) // batch_size, "seconds": time.perf_counter() - start,
+            "peak_mem_gb": stats.get("peak_bytes_in_use", 0) / 1e9 or None, "final_d_loss": float(metrics["d_loss"][-1])}
+
+
+def warm_compile(argv: list[str], cache: str) -> dict:
+    """Compile times of the jaxgan rows in a fresh process that finds them in the cache."""
+    command = [sys.executable, __file__, *argv, "--compile-only", "--cache-dir", cache]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return {r["row"]: r for r in json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def torch_modules(G, D, mode: str | None, bf16: bool, device: str):
+    """G and D as the row runs them: autocast to bfloat16 products (outputs back in float32,
+    so BCE and Adam stay float32), compiled with torch.compile in `mode`."""
+    import torch
+
+    def autocast(module):
+        def forward(x):
+            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
+                return module(x).float()
+        return forward
+
+    G, D = (autocast(G), autocast(D)) if bf16 else (G, D)
+    return (torch.compile(G, mode=mode), torch.compile(D, mode=mode)) if mode else (G, D)
 
 
 def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, precision: str, device: str) -> dict:
@@ -98,14 +148,16 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
 
     from torch_baseline import train as tb
 
+    name, dtype, mode = TORCH_ROWS[row]
+    if mode == "reduce-overhead" and not device.startswith("cuda"):
+        return {"row": name, "precision": dtype, "skipped": f"needs CUDA (CUDA graphs replay GPU kernels); torch runs on {device} here"}
     torch.backends.cuda.matmul.allow_tf32 = precision == "default"
     torch.manual_seed(0)
     config = Config(batch_size=batch_size)
     G, D, g_optim, d_optim = tb.build(config, images_NxD.shape[1], device)
-    compile_s = None
-    if row == "compile":
-        G, D = torch.compile(G), torch.compile(D)
+    G, D = torch_modules(G, D, mode, dtype == "bfloat16", device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    mark_step = torch.compiler.cudagraph_mark_step_begin if mode == "reduce-overhead" else (lambda: None)
     shuffle = torch.Generator().manual_seed(0)
     if row == "article":
         batches = lambda: tb.article_batches(tb.ArticleDataset(images_NxD.reshape(-1, 28, 28), np.zeros(len(images_NxD))), batch_size, shuffle, device)  # noqa: E731
@@ -117,6 +169,7 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
         done, last = 0, None
         while done < n:
             for x in batches():
+                mark_step()  # CUDA graphs: a new step may overwrite the last one's outputs
                 z_d = torch.randn(len(x), config.latent_dim, device=device)
                 z_g = torch.randn(len(x), config.latent_dim, device=device)
                 last = tb.train_step(G, D, g_optim, d_optim, x, z_d, z_g)["d_loss"]
@@ -129,15 +182,13 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    run(2)  # warm-up (and compilation)
-    if row == "compile":
-        compile_s = time.perf_counter() - start
+    run(3)  # warm-up: compilation, and CUDA graphs record on a later call than the first
+    compile_s = time.perf_counter() - start if mode else None
     start = time.perf_counter()
     done, last = run(steps)
-    seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
-    name = {"eager": "torch eager", "compile": "torch compile", "article": "torch article loader"}[row]
-    return {"row": name, "steps": done, "seconds": seconds, "compile_s": compile_s, "peak_mem_gb": peak, "final_d_loss": last}
+    return {"row": name, "precision": dtype, "steps": done, "seconds": time.perf_counter() - start, "compile_s": compile_s,
+            "peak_mem_gb": peak, "final_d_loss": last}
 
 
 def device_names() -> dict:
@@ -158,28 +209,45 @@ def device_names() -> dict:
 
 
 def finish(rows: list[dict], batch_size: int) -> list[dict]:
+    """Adds speeds, × eager, and jaxgan's lead over each PyTorch row at the same precision."""
     flops = step_flops(batch_size)
-    eager = next((r for r in rows if r["row"] == "torch eager"), None)
-    for r in rows:
+    ran = [r for r in rows if "skipped" not in r]
+    for r in ran:
         r["steps_per_s"] = r["steps"] / r["seconds"]
         r["images_per_s"] = r["steps_per_s"] * batch_size
         r["tflops"] = r["steps_per_s"] * flops / 1e12
-        r["x_eager"] = r["steps_per_s"] / (eager["steps"] / eager["seconds"]) if eager else None
+    eager = next((r for r in ran if r["row"] == "torch eager"), None)
+    for r in ran:
+        r["x_eager"] = r["steps_per_s"] / eager["steps_per_s"] if eager else None
+        jax_row = next((j for j in ran if j["row"].startswith("jaxgan") and j["precision"] == r["precision"]), None)
+        if r["row"].startswith("torch") and jax_row:
+            r["jaxgan_lead"], r["jaxgan_row"] = jax_row["steps_per_s"] / r["steps_per_s"], jax_row["row"]
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-    lines = ["| row | steps/s | images/s | TFLOP/s | x eager | compile s | peak mem GB |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda r, key, spec: "-" if r.get(key) is None else format(r[key], spec)  # noqa: E731
+    lines = ["| row | steps/s | images/s | TFLOP/s | x eager | jaxgan lead | compile s | warm compile s | peak mem GB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['row']} | not run: {r['skipped']} |" + " |" * 7)
+            continue
         lines.append(
-            f"| {r['row']} | {r['steps_per_s']:.1f} | {r['images_per_s']:,.0f} | {r['tflops']:.3f} | "
-            f"{fmt(r['x_eager'], '.2f')} | {fmt(r['compile_s'], '.1f')} | {fmt(r['peak_mem_gb'], '.2f')} |"
+            f"| {r['row']} | {r['steps_per_s']:.1f} | {r['images_per_s']:,.0f} | {r['tflops']:.3f} | {fmt(r, 'x_eager', '.2f')} | "
+            f"{fmt(r, 'jaxgan_lead', '.2f')} | {fmt(r, 'compile_s', '.1f')} | {fmt(r, 'warm_compile_s', '.1f')} | {fmt(r, 'peak_mem_gb', '.2f')} |"
         )
+    if jax_rows := [r for r in rows if "xla_flops_per_step" in r]:
+        lines += ["", "XLA's analysis of the compiled epoch (per step; fusions and kernels: in the program, and launched per step):", "",
+                  "| row | XLA GFLOP/step | XLA GB accessed/step | fusions | kernels | fusions/step | kernels/step |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['row']} | {r['xla_flops_per_step'] / 1e9:.2f} | {r['xla_bytes_per_step'] / 1e9:.3f} | {r['fusions']} | "
+                  f"{r['kernels']} | {r['step_fusions']} | {r['step_kernels']} |" for r in jax_rows]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.batch_size > args.images:
         print(f"error: --batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.", file=sys.stderr)
@@ -189,6 +257,17 @@ def main(argv=None) -> int:
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    with tempfile.TemporaryDirectory(prefix="jaxgan_bench_xla_") as fresh:
+        compile_cache.enable(args.cache_dir or fresh)
+        return run_rows(args, argv, images_NxD, args.cache_dir or fresh)
+
+
+def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
+    variants = [(dtype, prng) for dtype in args.jax for prng in args.prng]
+    if args.compile_only:
+        rows = [compile_jax(images_NxD, args.batch_size, d, args.precision, p) for d, p in variants]
+        print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
+        return 0
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -200,21 +279,19 @@ def main(argv=None) -> int:
         try:
             rows.append(bench_torch(images_NxD, args.batch_size, args.steps, row, args.precision, device))
         except Exception as e:  # noqa: BLE001 - torch.compile needs a working toolchain; report and go on
-            print(f"warning: torch {row} failed here ({type(e).__name__}: {str(e).splitlines()[0][:200]}); row left out.", file=sys.stderr)
-    for dtype in args.jax:
-        for prng in args.prng:
-            rows.append(bench_jax(images_NxD, args.batch_size, args.steps, dtype, args.precision, prng))
+            rows.append({"row": TORCH_ROWS[row][0], "precision": TORCH_ROWS[row][1],
+                         "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"})
+    rows += [bench_jax(images_NxD, args.batch_size, args.steps, d, args.precision, p) for d, p in variants]
+    if variants and not args.no_warm:
+        warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
+        for r in rows:
+            if r["row"] in warm:
+                r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
-    result = {
-        "devices": device_names(),
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "prng": args.prng,
-        "flops_per_step": step_flops(args.batch_size),
-        "rows": rows,
-    }
+    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng,
+              "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
-          f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step")
+          f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:

@@ -33,17 +33,45 @@ def test_flop_count_agrees_with_xla_cost_analysis():
 
 def test_bench_runs_at_a_tiny_size_and_reports_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["--batch-size", "50", "--images", "500", "--steps", "3", "--article-steps", "1", "--torch", "eager", "article",
-            "--jax", "float32", "--prng", "threefry2x32", "rbg", "--json", str(out)]
+    argv = ["--batch-size", "50", "--images", "500", "--steps", "3", "--article-steps", "1",
+            "--torch", "eager", "cudagraphs", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
     assert load_script("bench").main(argv) == 0
     result = json.loads(out.read_text())
     rows = {r["row"]: r for r in result["rows"]}
-    assert set(rows) == {"torch eager", "torch article loader", "jaxgan float32 threefry2x32", "jaxgan float32 rbg"}
+    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch eager bf16 autocast", "torch article loader",
+                         "jaxgan float32 threefry2x32"}
+    assert rows["torch reduce-overhead (CUDA graphs)"]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
+    ran = {name: r for name, r in rows.items() if "skipped" not in r}
     assert rows["torch eager"]["x_eager"] == 1.0
-    assert rows["jaxgan float32 rbg"]["steps"] == 10  # 3 steps round up to one whole epoch of 500 / 50
-    for r in rows.values():
+    assert rows["jaxgan float32 threefry2x32"]["steps"] == 10  # 3 steps round up to one whole epoch of 500 / 50
+    for r in ran.values():
         assert r["steps_per_s"] > 0
         assert r["images_per_s"] == pytest.approx(50 * r["steps_per_s"])
         assert r["tflops"] == pytest.approx(r["steps_per_s"] * flops.step_flops(50) / 1e12)
-    assert rows["jaxgan float32 rbg"]["compile_s"] > 0
-    assert "| jaxgan float32 rbg |" in capsys.readouterr().out
+    jax_row = "jaxgan float32 threefry2x32"
+    assert ran["torch eager"]["jaxgan_row"] == jax_row
+    assert ran["torch eager"]["jaxgan_lead"] == pytest.approx(ran[jax_row]["steps_per_s"] / ran["torch eager"]["steps_per_s"])
+    assert "jaxgan_lead" not in ran["torch eager bf16 autocast"]  # no jaxgan row at its precision in this run
+    r = ran[jax_row]
+    assert r["compile_s"] > 0 and r["cache_hits"] == 0  # cold: a new empty cache
+    assert r["warm_compile_s"] > 0 and r["warm_cache_hits"] == 1  # the fresh process loaded the epoch from the cache
+    # XLA's count of one step: the matrix products (analytic) plus the element-wise work and the shuffle's share.
+    assert flops.step_flops(50) < r["xla_flops_per_step"] < 1.1 * flops.step_flops(50)
+    assert r["xla_bytes_per_step"] > 4 * 50 * 784  # at least a batch of float32 images
+    assert 0 < r["fusions"] <= r["kernels"] and 0 < r["step_fusions"] <= r["step_kernels"]
+    printed = capsys.readouterr().out
+    assert "| jaxgan float32 threefry2x32 | 0.7" in printed and "| torch reduce-overhead (CUDA graphs) | not run: needs CUDA" in printed
+
+
+def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
+    rows = [{"row": "torch eager", "precision": "float32", "steps": 10, "seconds": 5.0},
+            {"row": "torch compile bf16 autocast", "precision": "bfloat16", "steps": 10, "seconds": 2.0},
+            {"row": "torch reduce-overhead (CUDA graphs)", "precision": "float32", "skipped": "needs CUDA"},
+            {"row": "jaxgan float32 rbg", "precision": "float32", "steps": 30, "seconds": 1.0},
+            {"row": "jaxgan bfloat16 rbg", "precision": "bfloat16", "steps": 40, "seconds": 1.0}]
+    done = {r["row"]: r for r in load_script("bench").finish(rows, 100)}
+    assert done["torch eager"]["jaxgan_lead"] == 15.0  # 30 steps/s over 2
+    assert done["torch compile bf16 autocast"]["jaxgan_lead"] == 8.0  # 40 over 5
+    assert done["torch compile bf16 autocast"]["x_eager"] == 2.5
+    assert done["jaxgan bfloat16 rbg"]["x_eager"] == 20.0 and "jaxgan_lead" not in done["jaxgan bfloat16 rbg"]
+    assert set(done["torch reduce-overhead (CUDA graphs)"]) == {"row", "precision", "skipped"}
