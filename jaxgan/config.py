@@ -219,6 +219,10 @@ FRAMEWORK_SETTINGS = (
             trainers=(JAX,), env="JAX_NUM_PROCESSES"),
     Setting("process_id", None, "--process-id", "this process's rank, 0 to --num-processes - 1; process 0 writes the files", int,
             trainers=(JAX,), env="JAX_PROCESS_ID"),
+    Setting("no_compile_cache", False, "--no-compile-cache",
+            "compile without JAX's persistent compilation cache (on by default, in $JAXGAN_CACHE_DIR or "
+            "~/.cache/jaxgan/xla: a rerun loads its programs instead of compiling them; JAXGAN_NO_CACHE=1 does the same)",
+            None, trainers=(JAX,)),
     Setting("device", None, "--device", "torch device, e.g. cpu or cuda (default: cuda if available)", str, trainers=(TORCH,)),
     Setting("loader", "article", "--loader",
             "article: its per-image transform through a DataLoader; device: data resident on the device", str,

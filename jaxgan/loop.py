@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from tqdm import tqdm
 from jaxgan import files, reporting, runs, summaries
 from jaxgan.config import Config, ConfigError
 
-GRID_SIZE = 64
 INTERPOLATION_STEPS = 10
 CALL_SECONDS = 2.0  # the most a call of several epochs should take, by the last call's pace
 
@@ -71,17 +71,6 @@ class Team:
     is_main: bool = True
     share: Callable[[str | None], str | None] = lambda message: message  # process 0's refusal to everyone
     barrier: Callable[[str], None] = lambda name: None
-
-
-def sample_grid_inputs(latent_dim: int, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
-    """(z_NxZ, labels_N, columns) of the fixed sample grid: 64 samples, or, for a
-    conditional GAN, one class a row with the same noise down each column."""
-    if not num_classes:
-        return reporting.fixed_noise(GRID_SIZE, latent_dim, seed), None, None
-    cols = 10
-    z_CxZ = reporting.fixed_noise(cols, latent_dim, seed)
-    n = num_classes * cols
-    return np.tile(z_CxZ, (num_classes, 1)), reporting.classes_in_turn(num_classes, n, every=cols), cols
 
 
 def restore_latest(checkpointer: Checkpointer, like: Any, *, set_aside: bool = True) -> tuple[Any, dict] | None:
@@ -142,7 +131,7 @@ def run(
         raise ConfigError(refusal)
     with lock, contextlib.closing(trainer.open_checkpointer(workdir, config.keep_checkpoints)) as checkpointer:
         first_epoch, records = _resume(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
-        timing = {"setup_s": time.perf_counter() - started}
+        timing = {"startup_s": _process_age() - (time.perf_counter() - started), "setup_s": time.perf_counter() - started}
         if first_epoch <= config.epochs:
             records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing)
         write_started = time.perf_counter()
@@ -153,6 +142,16 @@ def run(
             summary = {"epoch": config.epochs, "step": trainer.step(), "seconds": {k: round(v, 3) for k, v in timing.items()}}
             files.write_text(workdir / "summary.json", json.dumps(summary, indent=2))
     return workdir
+
+
+def _process_age() -> float:
+    """Seconds since this process started (imports, data, building the GAN); 0 where /proc is missing."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _resume(config: Config, run_info: dict, trainer: Trainer, checkpointer: Checkpointer, team: Team) -> tuple[int, list[dict]]:
@@ -195,7 +194,7 @@ def _finished(workdir: Path, epoch: int) -> bool:
 
 def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing) -> list[dict]:
     workdir, main = Path(config.workdir), team.is_main
-    z_grid, grid_labels, grid_cols = sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
+    z_grid, grid_labels, grid_cols = reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
     bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch", disable=not main)
     log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
     tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 METRIC_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+GRID_SIZE = 64
 
 
 def fixed_noise(n: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -23,6 +24,17 @@ def classes_in_turn(num_classes: int, n: int, every: int = 1) -> np.ndarray:
     """n labels 0, 1, ..., num_classes - 1, 0, ..., each repeated `every` times: the labels a
     conditional G draws when none are given (every=1), or one class a row of a grid `every` wide."""
     return np.arange(n) // every % num_classes
+
+
+def sample_grid_inputs(latent_dim: int, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """(z_NxZ, labels_N, columns) of the fixed sample grid: 64 samples, or, for a
+    conditional GAN, one class a row with the same noise down each column."""
+    if not num_classes:
+        return fixed_noise(GRID_SIZE, latent_dim, seed), None, None
+    cols = 10
+    z_CxZ = fixed_noise(cols, latent_dim, seed)
+    n = num_classes * cols
+    return np.tile(z_CxZ, (num_classes, 1)), classes_in_turn(num_classes, n, every=cols), cols
 
 
 def tile(images_NxHxW: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:

@@ -19,9 +19,11 @@ def main(argv=None) -> int:
 
     def train():
         config, o = from_flags(JAX, args)
-        from jaxgan import parallel  # imports JAX: after the flags are known to be good
+        from jaxgan import compile_cache, parallel  # imports JAX: after the flags are known to be good
         from jaxgan.fit import fit
 
+        if not o["no_compile_cache"]:
+            compile_cache.enable()
         parallel.initialize(o["coordinator_address"], o["num_processes"], o["process_id"])
         dtype = None if o["dtype"] == "float32" else o["dtype"]
         return fit(config, dtype=dtype, prng_impl=o["prng"], devices=o["devices"])

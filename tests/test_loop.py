@@ -64,4 +64,4 @@ def test_runs_with_several_epochs_a_call_log_every_epoch_as_one_a_call_does(tmp_
         np.testing.assert_array_equal(a, b)
     summary = json.loads((tmp_path / "chunked" / "summary.json").read_text())
     assert summary["epoch"] == 5 and summary["step"] == 20
-    assert set(summary["seconds"]) == {"setup_s", "first_call_s", "train_s", "write_s", "final_outputs_s", "total_s"}
+    assert set(summary["seconds"]) == {"startup_s", "setup_s", "first_call_s", "train_s", "write_s", "final_outputs_s", "total_s"}
