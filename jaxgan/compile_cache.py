@@ -68,6 +68,15 @@ def enable(path: str | Path | None = None, environ: Mapping[str, str] = os.envir
     return folder
 
 
+def disable() -> None:
+    """Turns the cache off again in this process (JAX otherwise keeps writing to the folder it opened)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
+
+
 def cache_hits() -> int:
     """Programs this process loaded from the cache since `enable()` instead of compiling them."""
     return _events[HIT_EVENT]

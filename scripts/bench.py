@@ -6,7 +6,7 @@ Rows (each times the same step: one D update and one G update at --batch-size):
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
   torch eager/compile bf16 autocast   bfloat16 products, float32 weights, loss and Adam
-  torch article loader   the article's per-image transforms through a DataLoader (a few steps)
+  torch article loader   the article's per-image DataLoader (a few steps)
 
 Reports steps/s, images/s, TFLOP/s (analytic count of the matrix products,
 jaxgan.flops), compile s, peak device memory, speed relative to torch eager, and
@@ -49,8 +49,7 @@ TORCH_ROWS = {
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
+    if (value := int(text)) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
@@ -110,15 +109,13 @@ def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, p
     row = compile_jax(images_NxD, batch_size, dtype, precision, prng)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
-    state, metrics = compiled(state, images)  # warm-up epoch
-    jax.block_until_ready(metrics)
+    state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
     start = time.perf_counter()
     for _ in range(epochs):
         state, metrics = compiled(state, images)
     jax.block_until_ready((state, metrics))
-    stats = jax.devices()[0].memory_stats() or {}
-    return {**row, "steps": epochs * len(images_NxD) // batch_size, "seconds": time.perf_counter() - start,
-            "peak_mem_gb": stats.get("peak_bytes_in_use", 0) / 1e9 or None, "final_d_loss": float(metrics["d_loss"][-1])}
+    return {**row, "steps": epochs * len(images_NxD) // batch_size, "seconds": time.perf_counter() - start, "final_d_loss": float(metrics["d_loss"][-1]),
+            "peak_mem_gb": (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 1e9 or None}
 
 
 def warm_compile(argv: list[str], cache: str) -> dict:
@@ -184,8 +181,7 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
     start = time.perf_counter()
     run(3)  # warm-up: compilation, and CUDA graphs record on a later call than the first
     compile_s = time.perf_counter() - start if mode else None
-    start = time.perf_counter()
-    done, last = run(steps)
+    start, (done, last) = time.perf_counter(), run(steps)
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
     return {"row": name, "precision": dtype, "steps": done, "seconds": time.perf_counter() - start, "compile_s": compile_s,
             "peak_mem_gb": peak, "final_d_loss": last}
@@ -259,7 +255,10 @@ def main(argv=None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="jaxgan_bench_xla_") as fresh:
         compile_cache.enable(args.cache_dir or fresh)
-        return run_rows(args, argv, images_NxD, args.cache_dir or fresh)
+        try:
+            return run_rows(args, argv, images_NxD, args.cache_dir or fresh)
+        finally:
+            compile_cache.disable()
 
 
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:

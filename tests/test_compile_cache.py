@@ -62,3 +62,18 @@ def test_an_unwritable_folder_is_refused_in_one_sentence(tmp_path):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot create the compilation cache folder .* set JAXGAN_CACHE_DIR"):
         compile_cache.enable(blocker / "xla")
+
+
+def test_disable_stops_writing_to_the_folder(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    compile_cache.enable(tmp_path / "xla")
+    try:
+        jax.jit(lambda x: x * 7.0 - 1.0).lower(jnp.float32(1)).compile()
+        written = len(list((tmp_path / "xla").iterdir()))
+        assert written >= 1
+    finally:
+        compile_cache.disable()
+    jax.jit(lambda x: x * 5.0 + 2.0).lower(jnp.float32(1)).compile()
+    assert len(list((tmp_path / "xla").iterdir())) == written
