@@ -81,9 +81,11 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
     `device`: torch's (default: cuda if available); `loader`: torch's data path (article or device);
     `argv`: the command line, for the report. Raises ConfigError or DataError before anything is written.
     """
-    if config.non_article_options():
+    # --eval-n sets how many samples of each final generator the report measures.
+    research = [flag for flag in config.non_article_options() if not flag.startswith("--eval-n")]
+    if research:
         raise ConfigError(
-            f"compare.py runs the article's GAN in both frameworks; {', '.join(config.non_article_options())} "
+            f"compare.py runs the article's GAN in both frameworks; {', '.join(research)} "
             "is a jaxgan option: compare variants with scripts/ablate.py."
         )
     import jax
@@ -114,7 +116,9 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
         fit_jax(dataclasses.replace(config, workdir=str(workdir / "jax")), init_params=init_params)
         wall["jax"] = time.perf_counter() - start
         start = time.perf_counter()
-        fit_torch(dataclasses.replace(config, workdir=str(workdir / "torch")), device=device, loader=loader,
+        # --eval-n is the report's; torch_baseline itself evaluates nothing.
+        torch_config = dataclasses.replace(config, workdir=str(workdir / "torch"), eval_n=Config().eval_n)
+        fit_torch(torch_config, device=device, loader=loader,
                   init_state_dicts=init_state_dicts)
         wall["torch"] = time.perf_counter() - start
         check = lockstep.check(config, init_params, init_state_dicts, train_set.flat_NxD, device)
