@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxgan.config import UserError
+
 
 def jax_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
     from jaxgan.build import gan_of_run
@@ -21,9 +23,24 @@ def jax_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
 
 
 def final_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
-    """`config` is the run's config.json (see jaxgan.evaluate.read_run_config)."""
-    if config["framework"] == "jax":
-        return jax_samples(workdir, config, n, seed)
-    from torch_baseline.samples import final_samples as torch_samples
+    """`config` is the run's config.json (see jaxgan.evaluate.read_run_config).
 
-    return torch_samples(workdir, config, n, seed)
+    Raises UserError when the final params are missing or cannot be read (a run killed
+    while writing them), saying how to finish the run.
+    """
+    framework = config["framework"]
+    final = "final_params" if framework == "jax" else "final.pt"
+    try:
+        if framework == "jax":
+            return jax_samples(workdir, config, n, seed)
+        from torch_baseline.samples import final_samples as torch_samples
+
+        return torch_samples(workdir, config, n, seed)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - missing, empty or torn: the run did not finish writing them
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(
+            f"{Path(workdir) / final} cannot be read ({type(e).__name__}: {text}); finish the run with "
+            f"scripts/train_{framework}.py --workdir {workdir} --resume --epochs {config.get('epochs')} and the flags it was started with."
+        ) from None

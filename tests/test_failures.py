@@ -3,6 +3,7 @@ files, bad settings files, unwritable outputs (tests/test_robustness.py: kills a
 
 import errno
 import json
+import shutil
 
 import pytest
 
@@ -100,3 +101,55 @@ def test_a_second_ctrl_c_or_one_during_start_up_is_one_line(tmp_path, capsys, mo
     assert capsys.readouterr().err.startswith("stopped: interrupted")
 
 
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory):
+    """A finished 2-epoch torch_baseline run (copy it before changing it)."""
+    run = tmp_path_factory.mktemp("torch") / "run"
+    assert train("train_torch", run, 2) == 0
+    return run
+
+
+def test_evaluating_a_run_whose_final_params_are_torn_names_the_resume_that_finishes_it(torch_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(torch_run, run)
+    (run / "final.pt").write_bytes(b"")  # as a kill while writing it would leave it, before atomic writes
+    assert load_script("evaluate").main(["--workdir", str(run), "--n", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / 'final.pt'} cannot be read") and err.count("\n") == 1
+    assert f"scripts/train_torch.py --workdir {run} --resume --epochs 2" in err
+
+
+def test_a_checkpoints_folder_that_cannot_be_written_is_refused_before_anything_changes(torch_run, tmp_path, capsys, monkeypatch):
+    import pathlib
+
+    run = tmp_path / "run"
+    shutil.copytree(torch_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    real_write = pathlib.Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name == ".write-test" and self.parent.name == "checkpoints":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+    assert train("train_torch", run, 5, "--resume") == 2
+    assert "checkpoints/.write-test cannot be written (Permission denied)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # final.pt, pictures, metrics kept
+
+
+def test_resuming_with_the_other_trainer_names_the_script_that_continues_the_run(torch_run, capsys):
+    assert train("train_jax", torch_run, 3, "--resume") == 2
+    assert "was trained by torch, not jax; continue it with scripts/train_torch.py" in capsys.readouterr().err
+
+
+def test_a_corrupt_torch_checkpoint_is_set_aside_with_its_digest(torch_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(torch_run, run)
+    newest = run / "checkpoints" / "epoch_000002.pt"
+    newest.write_bytes(newest.read_bytes()[:-10])
+    assert train("train_torch", run, 3, "--resume") == 0
+    aside = sorted(p.name for p in (run / "checkpoints.corrupt").iterdir())
+    assert len(aside) == 2 and aside[0].startswith("epoch_000002.pt-") and aside[1] == aside[0] + ".sha256"
