@@ -128,7 +128,7 @@ class Config:
         "(0: none, as in the article; typical: 0.999)", must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1), **_RESEARCH,
     )
     ema_start: int = declare(
-        0, "--ema-start", "--ema-decay: the step before which the EMA copies G's params", must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
+        0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)", must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
     )
 
     @property
@@ -159,7 +159,6 @@ class Config:
             ),
             (not (self.conditional and self.digit is not None), "--conditional learns every class; it cannot be combined with --digit."),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
-            (self.ema_start == 0 or self.ema_decay > 0, "--ema-start sets when the EMA of G starts; it needs --ema-decay above 0."),
             (
                 self.eval_every is None or (self.data_dir is None and self.dataset == "mnist"),
                 "--eval-every measures with an MNIST classifier; it applies to --dataset mnist without --data-dir only.",
