@@ -45,6 +45,8 @@ def make_gan(
         d_steps=config.d_steps,
         beta1=config.adam_beta1,
         beta2=config.beta2,
+        ema_decay=config.ema_decay,
+        ema_start=config.ema_start,
     )
 
 

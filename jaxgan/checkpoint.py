@@ -33,6 +33,8 @@ def _arrays(state: TrainState) -> dict:
         "g_opt_state": state.g_opt_state,
         "d_opt_state": state.d_opt_state,
         "key_data": jax.random.key_data(state.key),
+        # Only when there is one: the article's checkpoints keep their layout and digest.
+        **({} if state.ema_params is None else {"ema_params": state.ema_params}),
     }
 
 
@@ -83,6 +85,7 @@ class Checkpointer:
             g_opt_state=arrays["g_opt_state"],
             d_opt_state=arrays["d_opt_state"],
             key=jax.random.wrap_key_data(arrays["key_data"], impl=jax.random.key_impl(like.key)),
+            ema_params=arrays.get("ema_params"),
         )
         return state, restored.meta
 

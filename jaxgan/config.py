@@ -123,6 +123,13 @@ class Config:
         must=("be in [0, 1)", lambda v: 0 <= v < 1), article=(None, 0.9), older=0.9, **_RESEARCH,
     )
     beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
+    ema_decay: float = declare(
+        0.0, "--ema-decay", "keep an exponential moving average of G's params with this decay; grids and evaluations use it "
+        "(0: none, as in the article; typical: 0.999)", must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1), **_RESEARCH,
+    )
+    ema_start: int = declare(
+        0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)", must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
+    )
 
     @property
     def real_target(self) -> float:

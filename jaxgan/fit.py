@@ -3,7 +3,9 @@
 Writes into the workdir: config.json, metrics.jsonl (one object per epoch),
 samples/epoch_NNNN.png (the same fixed noise every time), losses.png,
 checkpoints/<epoch>/ (Orbax: every --checkpoint-every epochs, at the end and on
-Ctrl-C) and final_params/ (the last G and D params: `load_final_params`).
+Ctrl-C) and final_params/ (the last G and D params, and G's EMA with --ema-decay:
+`load_final_params`); with --eval-every, best_params/ (those of the best FID so far).
+With --ema-decay the grids and the evaluations use G's EMA.
 TensorBoard events, progress.gif and interpolation.png (jaxgan.summaries).
 Trains on every device (`jaxgan.parallel`); with several processes, process 0
 alone writes the files and every process takes part in the checkpoints.
@@ -81,10 +83,13 @@ def fit(
     trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch)
 
     def evaluate_now() -> dict:
-        samples = evaluate.generate_jax(gan, jax.device_get(trainer.state.g_params), config.eval_n, config.seed)
-        return evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
+        samples = evaluate.generate_jax(gan, jax.device_get(trainer.sampling_params()), config.eval_n, config.seed)
+        figures = evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
+        return figures | ({"generator": "ema"} if gan.ema_decay else {})
 
     team = loop.Team(parallel.is_main_process(), parallel.share_refusal, parallel.wait_for_all)
+    if gan.ema_decay and team.is_main:
+        print(f"sample grids and evaluations use G's EMA (decay {gan.ema_decay}, a copy of G before step {gan.ema_start})")
     return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now)
 
 
@@ -120,18 +125,32 @@ class JaxTrainer:
     def step(self) -> int:
         return int(self._step)
 
+    def sampling_params(self):
+        """The generator's params that draw samples: G's EMA when the run keeps one, else G's."""
+        return self.state.g_params if self.state.ema_params is None else self.state.ema_params
+
     def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
         # On this process's first device, from the replicated params' host copy.
-        return np.asarray(generate(self.gan, jax.device_get(self.state.g_params), z_NxZ, labels_N))
+        return np.asarray(generate(self.gan, jax.device_get(self.sampling_params()), z_NxZ, labels_N))
 
     def save_final(self, workdir: Path) -> None:
-        final, tmp = (workdir / "final_params").absolute(), (workdir / ".final_params.tmp").absolute()
+        self._save_params(workdir, "final_params")
+
+    def save_best(self, workdir: Path) -> None:
+        self._save_params(workdir, "best_params")
+
+    def _save_params(self, workdir: Path, name: str) -> None:
+        """WORKDIR/`name`/: G's and D's params (and G's EMA), replacing the old folder only once complete."""
+        final, tmp = (workdir / name).absolute(), (workdir / f".{name}.tmp").absolute()
+        params = {"g_params": self.state.g_params, "d_params": self.state.d_params}
+        if self.state.ema_params is not None:
+            params["g_ema_params"] = self.state.ema_params
         with ocp.StandardCheckpointer() as checkpointer:
             # Host copies: the saved params restore on any devices, not only on this run's mesh.
-            checkpointer.save(tmp, jax.device_get({"g_params": self.state.g_params, "d_params": self.state.d_params}), force=True)
+            checkpointer.save(tmp, jax.device_get(params), force=True)
         if parallel.is_main_process():
             files.replace_dir(tmp, final)
-        parallel.wait_for_all("final-params")
+        parallel.wait_for_all(name.replace("_", "-"))
 
 
 def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: jax.Array) -> None:
@@ -152,8 +171,9 @@ def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: ja
         ) from None
 
 
-def load_final_params(workdir: Path | str) -> dict:
-    """{"g_params", "d_params"} that `fit` saved at the end of a run."""
+def load_final_params(workdir: Path | str, name: str = "final_params") -> dict:
+    """{"g_params", "d_params"} (and "g_ema_params" with --ema-decay) that `fit` saved at the end of
+    a run; `name="best_params"`: those of the best FID of its --eval-every evaluations."""
     with ocp.StandardCheckpointer() as checkpointer:
-        return checkpointer.restore((Path(workdir) / "final_params").absolute())
+        return checkpointer.restore((Path(workdir) / name).absolute())
 

@@ -1,11 +1,10 @@
 """The life of a run, the same for both frameworks (NumPy and the standard library only).
 
-`run(config, run_info, trainer)` owns the workdir: it refuses or reopens it,
-resumes from the newest intact checkpoint, trains epoch by epoch through the
-framework's `Trainer`, writes metrics.jsonl, TensorBoard events, the progress
-bar, sample grids and checkpoints, stops on Ctrl-C or divergence, and writes the
-final pictures, the final params and `summary.json` (written last: a run whose
-summary names its last checkpoint's epoch is finished).
+`run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
+newest intact checkpoint, trains epoch by epoch through the framework's `Trainer`, writes
+metrics.jsonl, TensorBoard events, the progress bar, sample grids and checkpoints (and the params
+of the best FID), stops on Ctrl-C or divergence, and writes the final pictures, the final params
+and `summary.json` (written last: a run whose summary names its last checkpoint's epoch is finished).
 """
 
 from __future__ import annotations
@@ -62,6 +61,7 @@ class Trainer(Protocol):
         """Generator outputs [N, D] in [-1, 1]."""
     def save_final(self, workdir: Path) -> None:
         """The final params (replacing older ones only once the new ones are complete)."""
+    def save_best(self, workdir: Path) -> None: ...  # as save_final, the params of the best FID (only with `evaluate`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +111,9 @@ def run(
 ) -> Path:
     """Trains (or resumes, or finishes) the run `config` describes in its workdir; returns the workdir.
 
-    `evaluate()` (process 0, every --eval-every epochs) returns figures added to the epoch's record.
-    Raises ConfigError before anything is written on bad input; runs.Diverged or
-    runs.Interrupted after saving what was good.
+    `evaluate()` (process 0, every --eval-every epochs) returns figures added to the epoch's record;
+    at a lowest "fid" so far every process calls `trainer.save_best`. Raises ConfigError before
+    anything is written on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     started = time.perf_counter()
     workdir = Path(config.workdir)
@@ -139,7 +139,7 @@ def run(
         timing["final_outputs_s"] = time.perf_counter() - write_started
         timing["total_s"] = time.perf_counter() - started
         if team.is_main:
-            summary = {"epoch": config.epochs, "step": trainer.step(), "seconds": {k: round(v, 3) for k, v in timing.items()}}
+            summary = {"epoch": config.epochs, "step": trainer.step(), **runs.best_evaluation(records), "seconds": {k: round(v, 3) for k, v in timing.items()}}
             files.write_text(workdir / "summary.json", json.dumps(summary, indent=2))
     return workdir
 
@@ -213,8 +213,10 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                 runs.stop_if_diverged(epoch, means, finite or i < k - 1, checkpointer)
                 step = last_step - (k - 1 - i) * trainer.steps_per_epoch
                 record = runs.epoch_record(epoch, step, means, epoch_seconds, trainer.steps_per_epoch)
-                if i == k - 1 and main and evaluate and config.eval_every and epoch % config.eval_every == 0:
-                    record |= evaluate()  # of the state at the call's end, which is this epoch's
+                if i == k - 1 and evaluate and config.eval_every and epoch % config.eval_every == 0:
+                    record |= evaluate() if main else {}  # of the state at the call's end, which is this epoch's
+                    if team.share("best" if runs.is_best(record, records) else None):  # process 0's verdict; all save
+                        trainer.save_best(workdir)
                 log.write(record)
                 tensorboard.scalars(record)
                 records.append(record)

@@ -95,7 +95,7 @@ def start_afresh(workdir: Path, run_info: dict) -> None:
 # What a new run in the same workdir replaces (--overwrite). The checkpoints folder stays: its
 # framework's checkpointer holds it (and removes what it holds on a new run's first save).
 OVERWRITTEN = (
-    "final_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png", "summary.json",
+    "final_params", "best_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png", "summary.json",
 )
 
 
@@ -132,6 +132,19 @@ def check_same_run(saved: dict, current: dict) -> None:
 def epoch_record(epoch: int, step: int, means: dict[str, float], seconds: float, n_steps: int) -> dict:
     """One line of metrics.jsonl."""
     return {"epoch": epoch, "step": step, **means, "seconds": round(seconds, 4), "steps_per_s": round(n_steps / seconds, 2)}
+
+
+def best_evaluation(records: list[dict]) -> dict:
+    """{"best_epoch", "best_fid"}: the evaluated epoch of the lowest finite FID (the first of equals); {} when none."""
+    evaluated = [r for r in records if isinstance(r.get("fid"), float | int) and math.isfinite(r["fid"])]
+    best = min(evaluated, key=lambda r: r["fid"], default=None)
+    return {} if best is None else {"best_epoch": best["epoch"], "best_fid": best["fid"]}
+
+
+def is_best(record: dict, earlier: list[dict]) -> bool:
+    """Whether `record` has a finite FID below every earlier record's (the first evaluation is)."""
+    fid = record.get("fid")
+    return isinstance(fid, float | int) and math.isfinite(fid) and fid < best_evaluation(earlier).get("best_fid", math.inf)
 
 
 def progress(record: dict) -> dict[str, str]:

@@ -44,6 +44,8 @@ class GAN:
     `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
     `d_steps` D updates, each on its own batch, precede every G update.
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
+    `ema_decay` > 0 keeps an exponential moving average of G's params (`TrainState.ema_params`),
+    updated after each G update; before step `ema_start` it copies G's params.
 
     Keep fields plain values (or module-level functions, `losses.bind`) so two GANs
     built from equal configs compare equal and a second run reuses the compiled step.
@@ -63,11 +65,14 @@ class GAN:
     beta2: float = 0.999
     g_optimizer: optax.GradientTransformation | None = None
     d_optimizer: optax.GradientTransformation | None = None
+    ema_decay: float = 0.0
+    ema_start: int = 0
 
     def __post_init__(self):
         checks = [
             (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
             (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
+            (0 <= self.ema_decay < 1 and self.ema_start >= 0, f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}."),
             (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
             (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
         ]
@@ -83,6 +88,7 @@ class GAN:
             f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
             f"d_steps={self.d_steps}; optimisers={optimisers}"
+            + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")
         )
 
     @property
@@ -103,6 +109,7 @@ class TrainState:
     d_opt_state: optax.OptState
     key: jax.Array
     gan: GAN = struct.field(pytree_node=False)
+    ema_params: Params | None = None  # G's EMA when gan.ema_decay > 0; None keeps the article's pytree
 
 
 def _given_params(drawn: Params, given: Params, which: str) -> Params:
@@ -141,6 +148,8 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
         d_opt_state=gan.d_tx.init(d_params),
         key=train_key,
         gan=gan,
+        # A copy: the donated state must not hold one buffer twice.
+        ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema_decay else None,
     )
 
 
@@ -200,7 +209,17 @@ def g_update(state: TrainState, z_BxZ, dropout_key, labels_B=None) -> tuple[Trai
     gan = state.gan
     g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params, state.d_params, gan, z_BxZ, dropout_key, labels_B)
     g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
-    return state.replace(g_params=optax.apply_updates(state.g_params, g_updates), g_opt_state=g_opt_state), g_loss
+    state = state.replace(g_params=optax.apply_updates(state.g_params, g_updates), g_opt_state=g_opt_state)
+    return ema_update(state), g_loss
+
+
+def ema_update(state: TrainState) -> TrainState:
+    """G's EMA after this step's G update: a copy of G before step `ema_start`, then
+    decay * EMA + (1 - decay) * G. Without an EMA (the article) the state is returned as it is."""
+    if state.ema_params is None:
+        return state
+    weight = jnp.where(state.step < state.gan.ema_start, 1.0, 1.0 - state.gan.ema_decay)
+    return state.replace(ema_params=optax.incremental_update(state.g_params, state.ema_params, weight))
 
 
 def update(

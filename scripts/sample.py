@@ -1,5 +1,5 @@
 """Draw a grid of samples from the newest intact checkpoint of a jaxgan or torch_baseline run
-(of a conditional run: one class a column)."""
+(of a conditional run: one class a column), with G's EMA when the run keeps one (--ema-decay)."""
 
 import argparse
 import contextlib
@@ -24,7 +24,8 @@ def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarr
     like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))
     with contextlib.closing(Checkpointer(workdir, read_only=True)) as checkpointer:
         state, meta = _newest(checkpointer, like)
-    return np.asarray(generate(gan, state.g_params, z_NxZ)), meta["epoch"]
+    params = state.g_params if state.ema_params is None else state.ema_params
+    return np.asarray(generate(gan, params, z_NxZ)), meta["epoch"]
 
 
 def torch_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.n} samples of the {saved['framework']} run at epoch {epoch} -> {args.out}")
+    ema = " from the EMA of G" if saved["framework"] == "jax" and saved.get("ema_decay") else ""
+    print(f"{args.n} samples of the {saved['framework']} run at epoch {epoch}{ema} -> {args.out}")
     return 0
 
 

@@ -13,17 +13,18 @@ import numpy as np
 from jaxgan.config import UserError
 
 
-def jax_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
+def jax_samples(workdir: Path, config: dict, n: int, seed: int, generator: str = "raw") -> np.ndarray:
     from jaxgan.build import gan_of_run
     from jaxgan.evaluate import generate_jax
     from jaxgan.fit import load_final_params
 
     gan = gan_of_run(config, None if config.get("dtype", "float32") == "float32" else config["dtype"])
-    return generate_jax(gan, load_final_params(workdir)["g_params"], n, seed)
+    return generate_jax(gan, load_final_params(workdir)["g_ema_params" if generator == "ema" else "g_params"], n, seed)
 
 
-def final_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
-    """`config` is the run's config.json (see jaxgan.evaluate.read_run_config).
+def final_samples(workdir: Path, config: dict, n: int, seed: int, generator: str = "raw") -> np.ndarray:
+    """`config` is the run's config.json (see jaxgan.evaluate.read_run_config); `generator`:
+    "raw" (G) or "ema" (G's EMA, of a jaxgan run with --ema-decay).
 
     Raises UserError when the final params are missing or cannot be read (a run killed
     while writing them), saying how to finish the run.
@@ -32,7 +33,7 @@ def final_samples(workdir: Path, config: dict, n: int, seed: int) -> np.ndarray:
     final = "final_params" if framework == "jax" else "final.pt"
     try:
         if framework == "jax":
-            return jax_samples(workdir, config, n, seed)
+            return jax_samples(workdir, config, n, seed, generator)
         from torch_baseline.samples import final_samples as torch_samples
 
         return torch_samples(workdir, config, n, seed)
