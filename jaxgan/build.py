@@ -45,6 +45,8 @@ def make_gan(
         d_steps=config.d_steps,
         beta1=config.adam_beta1,
         beta2=config.beta2,
+        g_lr=config.g_lr,
+        d_lr=config.d_lr,
     )
 
 

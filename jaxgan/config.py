@@ -123,6 +123,15 @@ class Config:
         must=("be in [0, 1)", lambda v: 0 <= v < 1), article=(None, 0.9), older=0.9, **_RESEARCH,
     )
     beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
+    # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
+    g_lr: float | None = declare(
+        None, "--g-lr", "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
+        must=("be a positive number", lambda v: math.isfinite(v) and v > 0), **_RESEARCH,
+    )
+    d_lr: float | None = declare(
+        None, "--d-lr", "Adam learning rate of D, in place of --lr; None: --lr", must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        **_RESEARCH,
+    )
 
     @property
     def real_target(self) -> float:

@@ -43,6 +43,7 @@ class GAN:
     `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
     `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
     `d_steps` D updates, each on its own batch, precede every G update.
+    `g_lr`/`d_lr`, when given, replace `lr` for that network's Adam;
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
 
     Keep fields plain values (or module-level functions, `losses.bind`) so two GANs
@@ -63,6 +64,8 @@ class GAN:
     beta2: float = 0.999
     g_optimizer: optax.GradientTransformation | None = None
     d_optimizer: optax.GradientTransformation | None = None
+    g_lr: float | None = None
+    d_lr: float | None = None
 
     def __post_init__(self):
         checks = [
@@ -78,7 +81,9 @@ class GAN:
     def describe(self) -> str:
         """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
         name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))  # noqa: E731
-        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({self.lr}, {self.beta1}, {self.beta2})"
+        # One lr reads as it always did, so custom runs saved before g_lr/d_lr still resume.
+        lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_adam_lr}, D {self.d_adam_lr}"
+        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"
         return (
             f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
@@ -86,12 +91,20 @@ class GAN:
         )
 
     @property
+    def g_adam_lr(self) -> float:
+        return self.lr if self.g_lr is None else self.g_lr
+
+    @property
+    def d_adam_lr(self) -> float:
+        return self.lr if self.d_lr is None else self.d_lr
+
+    @property
     def g_tx(self) -> optax.GradientTransformation:
-        return self.g_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
+        return self.g_optimizer or optax.adam(self.g_adam_lr, self.beta1, self.beta2)
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return self.d_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
+        return self.d_optimizer or optax.adam(self.d_adam_lr, self.beta1, self.beta2)
 
 
 @struct.dataclass
