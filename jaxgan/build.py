@@ -47,6 +47,7 @@ def make_gan(
         beta2=config.beta2,
         g_lr=config.g_lr,
         d_lr=config.d_lr,
+        r1_weight=config.r1_weight,
     )
 
 

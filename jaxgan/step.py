@@ -42,6 +42,7 @@ class GAN:
     (`jaxgan.losses`, or your own pure functions).
     `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
     `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
+    `r1_weight` gamma adds gamma/2 E||grad_x D(x)||^2 on the real batch (R1);
     `d_steps` D updates, each on its own batch, precede every G update.
     `g_lr`/`d_lr`, when given, replace `lr` for that network's Adam;
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
@@ -66,11 +67,13 @@ class GAN:
     d_optimizer: optax.GradientTransformation | None = None
     g_lr: float | None = None
     d_lr: float | None = None
+    r1_weight: float = 0.0
 
     def __post_init__(self):
         checks = [
             (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
             (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
+            (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
             (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
             (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
         ]
@@ -87,7 +90,7 @@ class GAN:
         return (
             f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
-            f"d_steps={self.d_steps}; optimisers={optimisers}"
+            f"d_steps={self.d_steps}; optimisers={optimisers}" + (f"; r1_weight={self.r1_weight}" if self.r1_weight else "")
         )
 
     @property
@@ -176,7 +179,8 @@ def discriminate(
 
 def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None) -> tuple[jax.Array, Metrics]:
     """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
-    gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)."""
+    gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)
+    and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises)."""
     real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
     real_logits_B = discriminate(gan, d_params, x_real_BxD, real_key, labels_B)
     fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B)
@@ -188,6 +192,9 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
         gp_dropout_key = None if dropout_key is None else gp_dropout_key
         critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B)  # noqa: E731
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
+    if gan.r1_weight:
+        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B)  # noqa: E731
+        loss = loss + gan.r1_weight * losses.r1_penalty(real_critic, x_real_BxD)
     return loss, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}
 
 

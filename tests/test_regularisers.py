@@ -1,13 +1,19 @@
 """Issue 15's regularisers: separate learning rates for G and D, the R1 penalty on real images and
 spectral normalisation of D's layers, each off by default (the article's step)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.test_util import check_grads
 
+from jaxgan import data, losses
 from jaxgan.build import make_gan
 from jaxgan.config import JAX, Config, build_parser, from_flags
-from jaxgan.step import create_train_state
+from jaxgan.fit import fit
+from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -39,3 +45,56 @@ def test_unset_g_lr_and_d_lr_leave_the_articles_gan_as_it_was():
     assert gan.g_lr is None and gan.d_lr is None and "adam(0.0002, 0.9, 0.999)" in gan.describe()
     assert "adam(G 0.0001, D 0.0002, 0.9, 0.999)" in make_gan(Config(g_lr=1e-4)).describe()
     assert make_gan(Config(g_lr=1e-4)) != gan
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("train", subset=256)
+
+
+def test_r1_of_a_linear_d_is_half_its_weights_squared_norm():
+    # D(x) = x.w + b: the input gradient is w for every sample, so R1 = ||w||^2 / 2 = (9 + 16 + 144) / 2.
+    w_D, x_BxD = jnp.array([3.0, 4.0, 12.0]), jax.random.normal(jax.random.key(0), (5, 3))
+    assert float(losses.r1_penalty(lambda x: x @ w_D + 1.0, x_BxD)) == pytest.approx(84.5)
+    # D(x) = sum(x^2): the gradient is 2x, so R1 = mean_i 2 ||x_i||^2, a batch mean of each sample's own.
+    expected = float(np.mean(2 * np.sum(np.asarray(x_BxD) ** 2, axis=1)))
+    assert float(losses.r1_penalty(lambda x: jnp.sum(x**2, axis=1), x_BxD)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_r1_gradient_in_ds_weights_matches_finite_differences():
+    with jax.enable_x64(True):
+        x_BxD = jax.random.normal(jax.random.key(1), (4, 3), jnp.float64)
+        w_DxH = jax.random.normal(jax.random.key(2), (3, 5), jnp.float64)
+        v_H = jax.random.normal(jax.random.key(3), (5,), jnp.float64)
+        r1 = lambda w, v: losses.r1_penalty(lambda x: jnp.tanh(x @ w) @ v, x_BxD)  # noqa: E731
+        check_grads(r1, (w_DxH, v_H), order=2, modes=["rev"])
+        assert float(jnp.abs(jax.grad(r1)(w_DxH, v_H)).max()) > 1e-3
+
+
+def test_r1_is_added_to_d_loss_with_its_weight_through_the_real_pass_dropout(mnist):
+    plain, penalised = make_gan(small()), make_gan(small(r1_weight=10.0))
+    state = create_train_state(plain, jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    dropout_key = jax.random.key(2)
+    base, _ = d_loss_fn(state.d_params, plain, x_real, x_fake, dropout_key)
+    total, _ = d_loss_fn(state.d_params, penalised, x_real, x_fake, dropout_key)
+    real_key = jax.random.split(dropout_key)[0]
+    penalty = losses.r1_penalty(lambda x: discriminate(plain, state.d_params, x, real_key), x_real)
+    assert float(penalty) > 1e-4
+    assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)
+
+
+def epoch_losses(workdir) -> list[tuple[float, float]]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [(json.loads(line)["d_loss"], json.loads(line)["g_loss"]) for line in lines]
+
+
+def test_a_run_with_r1_trains_through_fit(tmp_path):
+    run = dict(subset=256, epochs=3, sample_every=3, checkpoint_every=3)
+    plain = epoch_losses(fit(small(**run, workdir=str(tmp_path / "plain"))))
+    with_r1 = epoch_losses(fit(small(**run, r1_weight=10.0, workdir=str(tmp_path / "r1"))))
+    assert len(with_r1) == 3 and np.all(np.isfinite(with_r1))
+    # Same seed, same batches: only the penalty tells the runs apart, and it only adds to D's loss at first.
+    assert with_r1[0][0] > plain[0][0] and with_r1 != plain
+    assert json.loads((tmp_path / "r1" / "config.json").read_text())["r1_weight"] == 10.0
