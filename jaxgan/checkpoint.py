@@ -33,6 +33,8 @@ def _arrays(state: TrainState) -> dict:
         "g_opt_state": state.g_opt_state,
         "d_opt_state": state.d_opt_state,
         "key_data": jax.random.key_data(state.key),
+        # Only a D with stats (spectral norm) saves them: the other runs' checkpoints read as before.
+        **({} if state.d_stats is None else {"d_stats": state.d_stats}),
     }
 
 
@@ -83,6 +85,7 @@ class Checkpointer:
             g_opt_state=arrays["g_opt_state"],
             d_opt_state=arrays["d_opt_state"],
             key=jax.random.wrap_key_data(arrays["key_data"], impl=jax.random.key_impl(like.key)),
+            d_stats=arrays.get("d_stats"),
         )
         return state, restored.meta
 

@@ -116,6 +116,9 @@ class Config:
         0.0, "--r1-weight", "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
         must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
     )
+    spectral_norm: bool = declare(
+        False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH
+    )
     d_steps: int = declare(
         1, "--d-steps", "D updates per G update, each on its own batch (WGAN-GP: 5)", must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
         **_RESEARCH,

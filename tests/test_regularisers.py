@@ -12,8 +12,9 @@ from jax.test_util import check_grads
 from jaxgan import data, losses
 from jaxgan.build import make_gan
 from jaxgan.config import JAX, Config, build_parser, from_flags
-from jaxgan.fit import fit
-from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate
+from jaxgan.fit import fit, load_final_params
+from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
+from conftest import load_script
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -98,3 +99,52 @@ def test_a_run_with_r1_trains_through_fit(tmp_path):
     # Same seed, same batches: only the penalty tells the runs apart, and it only adds to D's loss at first.
     assert with_r1[0][0] > plain[0][0] and with_r1 != plain
     assert json.loads((tmp_path / "r1" / "config.json").read_text())["r1_weight"] == 10.0
+
+
+def sigma_ratios(state) -> dict[str, float]:
+    """Each normalised kernel's largest singular value by SVD over the sigma spectral norm divides it by."""
+    ratios = {}
+    for name, sigma in state.d_stats["SpectralNorm_0"].items():
+        if name.endswith("/sigma"):
+            kernel = state.d_params
+            for key in name.split("/")[:-1]:  # discriminator/<layer>/kernel/sigma
+                kernel = kernel[key]
+            matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+            ratios[name] = float(np.linalg.svd(matrix, compute_uv=False)[0]) / float(sigma)
+    return ratios
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_spectral_norm_divides_each_kernel_of_d_by_its_largest_singular_value(mnist, arch):
+    state = create_train_state(make_gan(small(spectral_norm=True, arch=arch, dcgan_features=8)), jax.random.key(0))
+    assert len(sigma_ratios(state)) == 3  # two hidden layers and the output, each normalised
+    assert any(abs(r - 1) > 0.1 for r in sigma_ratios(state).values())  # sigma starts at 1, not at the kernel's
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    g_before = state.g_params
+    for _ in range(30):  # one power iteration per D update
+        state, metrics = train_step(state, x_real)
+    assert all(r == pytest.approx(1.0, abs=0.1) for r in sigma_ratios(state).values()), sigma_ratios(state)
+    assert np.isfinite(float(metrics["d_loss"])) and not np.array_equal(jax.tree.leaves(g_before)[0], jax.tree.leaves(state.g_params)[0])
+
+
+def test_the_g_step_and_evaluation_leave_ds_stats_as_they_are(mnist):
+    state = create_train_state(make_gan(small(spectral_norm=True)), jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    logits, advanced = discriminate(state.gan, state.d_params, x_real, None, None, state.d_stats, update_stats=True)
+    assert not np.array_equal(*(np.asarray(s["SpectralNorm_0"]["discriminator/hidden_0/kernel/u"]) for s in (state.d_stats, advanced)))
+    # Read without update_stats, D gives the same logits from the same stats and changes nothing.
+    np.testing.assert_array_equal(logits, discriminate(state.gan, state.d_params, x_real, None, None, state.d_stats))
+
+
+def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
+    train = load_script("train_jax").main
+    args = ["--subset", "200", "--batch-size", "50", "--checkpoint-every", "1", "--spectral-norm", "--r1-weight", "1",
+            "--g-lr", "1e-4", "--d-lr", "4e-4"]
+    assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "whole")]) == 0
+    assert train([*args, "--epochs", "2", "--workdir", str(tmp_path / "run")]) == 0
+    assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "run"), "--resume"]) == 0
+    assert epoch_losses(tmp_path / "run") == epoch_losses(tmp_path / "whole") and len(epoch_losses(tmp_path / "run")) == 3
+    # Epoch 3 of the resumed run read D's stats from the checkpoint: its losses and weights match only if they were saved.
+    final = [jax.tree.leaves(load_final_params(tmp_path / name)) for name in ("run", "whole")]
+    for a, b in zip(*final, strict=True):
+        np.testing.assert_array_equal(a, b)
