@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxgan import losses
 from jaxgan.config import Config, ConfigError
-from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator
+from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator, SpectralNormed
 from jaxgan.step import GAN
 
 
@@ -30,6 +30,8 @@ def make_gan(
     else:
         generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes)
         discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes)
+    if config.spectral_norm:
+        discriminator = SpectralNormed(discriminator)
     d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)
     g_loss = losses.g_loss_named(config.g_loss, config.real_target, config.fake_target)
     return GAN(
@@ -47,6 +49,9 @@ def make_gan(
         beta2=config.beta2,
         ema_decay=config.ema_decay,
         ema_start=config.ema_start,
+        g_lr=config.g_lr,
+        d_lr=config.d_lr,
+        r1_weight=config.r1_weight,
     )
 
 

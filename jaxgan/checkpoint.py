@@ -35,6 +35,8 @@ def _arrays(state: TrainState) -> dict:
         "key_data": jax.random.key_data(state.key),
         # Only when there is one: the article's checkpoints keep their layout and digest.
         **({} if state.ema_params is None else {"ema_params": state.ema_params}),
+        # Only a D with stats (spectral norm) saves them: the other runs' checkpoints read as before.
+        **({} if state.d_stats is None else {"d_stats": state.d_stats}),
     }
 
 
@@ -86,6 +88,7 @@ class Checkpointer:
             d_opt_state=arrays["d_opt_state"],
             key=jax.random.wrap_key_data(arrays["key_data"], impl=jax.random.key_impl(like.key)),
             ema_params=arrays.get("ema_params"),
+            d_stats=arrays.get("d_stats"),
         )
         return state, restored.meta
 

@@ -112,6 +112,13 @@ class Config:
         0.0, "--gp-weight", "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
         must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
     )
+    r1_weight: float = declare(
+        0.0, "--r1-weight", "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
+        must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
+    )
+    spectral_norm: bool = declare(
+        False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH
+    )
     d_steps: int = declare(
         1, "--d-steps", "D updates per G update, each on its own batch (WGAN-GP: 5)", must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
         **_RESEARCH,
@@ -129,6 +136,15 @@ class Config:
     )
     ema_start: int = declare(
         0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)", must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
+    )
+    # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
+    g_lr: float | None = declare(
+        None, "--g-lr", "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
+        must=("be a positive number", lambda v: math.isfinite(v) and v > 0), **_RESEARCH,
+    )
+    d_lr: float | None = declare(
+        None, "--d-lr", "Adam learning rate of D, in place of --lr; None: --lr", must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        **_RESEARCH,
     )
 
     @property

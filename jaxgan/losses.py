@@ -9,6 +9,8 @@ losses map fake_logits_B to a scalar. The published pairings:
 - d_hinge + g_hinge: Miyato et al. 2018 (SN-GAN) and SAGAN.
 - d_wasserstein + g_wasserstein + gradient_penalty, several critic steps per
   generator step: WGAN-GP (Gulrajani et al. 2017).
+- r1_penalty on real images beside any of them: Mescheder et al. 2018 (with d_bce
+  and g_non_saturating, as StyleGAN uses it).
 
 The BCE losses read D's output as a logit (the article uses `nn.BCELoss` on a
 sigmoid output; on logits the same loss is computed without the sigmoid's
@@ -103,6 +105,20 @@ def gradient_penalty(
     nonzero_B = sq_norms_B > 0
     norms_B = jnp.where(nonzero_B, jnp.sqrt(jnp.where(nonzero_B, sq_norms_B, 1.0)), 0.0)
     return jnp.mean((norms_B - 1.0) ** 2)
+
+
+def r1_penalty(critic: Callable[[jax.Array], jax.Array], x_real_BxD: jax.Array) -> jax.Array:
+    """R1 (Mescheder et al. 2018), not yet multiplied by its weight gamma.
+
+    Args:
+      critic: maps [B, D] to [B] sample by sample, as for `gradient_penalty`.
+      x_real_BxD: the real batch, where D's input gradient is penalised.
+
+    Returns:
+      1/2 mean_i ||d critic(x)_i / d x_i||_2^2: D's loss gains gamma times this.
+    """
+    grads_BxD = jax.grad(lambda x: critic(x).sum())(x_real_BxD)
+    return 0.5 * jnp.mean(jnp.sum(grads_BxD**2, axis=-1))
 
 
 # By name, as jaxgan.config declares them (the names the flags take): d_<name> and g_<name> above.

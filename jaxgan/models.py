@@ -207,3 +207,21 @@ class DCDiscriminator(nn.Module):
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
         h = h.reshape(h.shape[0], -1)
         return nn.Dense(1, dtype=self.dtype, precision=self.precision, name="out")(h)[:, 0].astype(jnp.float32)
+
+
+class SpectralNormed(nn.Module):
+    """`discriminator` with every kernel of its layers divided by an estimate of its largest singular
+    value (spectral normalisation, Miyato et al. 2018; convolution kernels as [kh*kw*in, out] matrices).
+
+    Flax's `nn.SpectralNorm` keeps each kernel's power-iteration vector u in the "batch_stats"
+    collection; u advances only where that collection is mutable (jaxgan.step: D's update), so the
+    G step, sampling and evaluation see D as it is. Params sit under "discriminator".
+    """
+
+    discriminator: nn.Module
+
+    @nn.compact
+    def __call__(self, x_BxD: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
+        labels = {} if labels_B is None else {"labels_B": labels_B}
+        update_stats = self.is_mutable_collection("batch_stats")
+        return nn.SpectralNorm(self.discriminator)(x_BxD, **labels, train=train, update_stats=update_stats)

@@ -37,12 +37,15 @@ class GAN:
 
     `generator`: any Flax module, `apply({"params": p}, z_BxZ[, labels_B=...])` -> x_BxD.
     `discriminator`: any Flax module, `apply({"params": p}, x_BxD[, labels_B=...], train=...)`
-    -> logits_B (one score per sample; a "dropout" rng is passed when train=True).
+    -> logits_B (one score per sample; a "dropout" rng is passed when train=True). A "batch_stats"
+    collection of D's (spectral norm's u) is `TrainState.d_stats`, mutable in D's real pass only.
     `d_loss(real_logits_B, fake_logits_B)` and `g_loss(fake_logits_B)`: scalars
     (`jaxgan.losses`, or your own pure functions).
     `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
     `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
+    `r1_weight` gamma adds gamma/2 E||grad_x D(x)||^2 on the real batch (R1);
     `d_steps` D updates, each on its own batch, precede every G update.
+    `g_lr`/`d_lr`, when given, replace `lr` for that network's Adam;
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
     `ema_decay` > 0 keeps an exponential moving average of G's params (`TrainState.ema_params`),
     updated after each G update; before step `ema_start` it copies G's params.
@@ -67,12 +70,18 @@ class GAN:
     d_optimizer: optax.GradientTransformation | None = None
     ema_decay: float = 0.0
     ema_start: int = 0
+    g_lr: float | None = None
+    d_lr: float | None = None
+    g_tx_lr = property(lambda self: self.lr if self.g_lr is None else self.g_lr)
+    d_tx_lr = property(lambda self: self.lr if self.d_lr is None else self.d_lr)
+    r1_weight: float = 0.0
 
     def __post_init__(self):
         checks = [
             (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
             (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
             (0 <= self.ema_decay < 1 and self.ema_start >= 0, f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}."),
+            (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
             (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
             (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
         ]
@@ -83,21 +92,24 @@ class GAN:
     def describe(self) -> str:
         """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
         name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))  # noqa: E731
-        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({self.lr}, {self.beta1}, {self.beta2})"
+        # One lr reads as it always did, so custom runs saved before g_lr/d_lr still resume.
+        lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_tx_lr}, D {self.d_tx_lr}"
+        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"
         return (
             f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
             f"d_steps={self.d_steps}; optimisers={optimisers}"
             + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")
+            + (f"; r1_weight={self.r1_weight}" if self.r1_weight else "")
         )
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
-        return self.g_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
+        return self.g_optimizer or optax.adam(self.g_tx_lr, self.beta1, self.beta2)
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return self.d_optimizer or optax.adam(self.lr, self.beta1, self.beta2)
+        return self.d_optimizer or optax.adam(self.d_tx_lr, self.beta1, self.beta2)
 
 
 @struct.dataclass
@@ -110,6 +122,7 @@ class TrainState:
     key: jax.Array
     gan: GAN = struct.field(pytree_node=False)
     ema_params: Params | None = None  # G's EMA when gan.ema_decay > 0; None keeps the article's pytree
+    d_stats: Params = None  # D's "batch_stats" (spectral norm's power-iteration vectors); None: it has none
 
 
 def _given_params(drawn: Params, given: Params, which: str) -> Params:
@@ -137,7 +150,8 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
     g_key, d_key, train_key = jax.random.split(key, 3)
     label = _labels(gan, jnp.zeros((1,), jnp.int32)) if gan.num_classes else {}
     drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **label)["params"]
-    drawn_d = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), **label, train=False)["params"]
+    d_variables = gan.discriminator.init(d_key, jnp.zeros((1, gan.data_dim)), **label, train=False)
+    drawn_d = d_variables["params"]
     g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
     d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
     return TrainState(
@@ -150,6 +164,7 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
         gan=gan,
         # A copy: the donated state must not hold one buffer twice.
         ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema_decay else None,
+        d_stats=d_variables.get("batch_stats"),
     )
 
 
@@ -161,34 +176,44 @@ def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array, labels_B: jax.Array |
 
 
 def discriminate(
-    gan: GAN, d_params: Params, x_BxD: jax.Array, dropout_key: jax.Array | None, labels_B: jax.Array | None = None
-) -> jax.Array:
-    """D's logits; dropout is active when a key is given, off when it is None."""
+    gan: GAN, d_params: Params, x_BxD: jax.Array, dropout_key: jax.Array | None, labels_B: jax.Array | None = None,
+    d_stats: Params = None, update_stats: bool = False,
+):
+    """D's logits; dropout is active when a key is given, off when it is None. `d_stats`: D's
+    "batch_stats", read as they are; with `update_stats`, (logits, the stats this pass advanced)."""
     rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return gan.discriminator.apply(
-        {"params": d_params}, x_BxD, **_labels(gan, labels_B), train=dropout_key is not None, rngs=rngs
-    )
+    variables = {"params": d_params} | ({} if d_stats is None else {"batch_stats": d_stats})
+    mutable = ["batch_stats"] if update_stats and d_stats is not None else False
+    out = gan.discriminator.apply(variables, x_BxD, **_labels(gan, labels_B), train=dropout_key is not None, rngs=rngs, mutable=mutable)
+    if not update_stats:
+        return out
+    return (out[0], out[1]["batch_stats"]) if mutable else (out, None)
 
 
-def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None) -> tuple[jax.Array, Metrics]:
+def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None, d_stats=None):
     """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
-    gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)."""
+    gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)
+    and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises).
+    Returns (loss, (metrics, d_stats as the real pass advanced them)); the other passes read `d_stats`."""
     real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
-    real_logits_B = discriminate(gan, d_params, x_real_BxD, real_key, labels_B)
-    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B)
+    real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
+    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
     loss = gan.d_loss(real_logits_B, fake_logits_B)
     if gan.gp_weight:
         if gp_key is None:
             raise ValueError("this GAN has a gradient penalty (gp_weight > 0); pass gp_key, the key of its mixing weights.")
         mix_key, gp_dropout_key = jax.random.split(gp_key)
         gp_dropout_key = None if dropout_key is None else gp_dropout_key
-        critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B)  # noqa: E731
+        critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
-    return loss, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}
+    if gan.r1_weight:
+        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
+        loss = loss + gan.r1_weight * losses.r1_penalty(real_critic, x_real_BxD)
+    return loss, ({"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}, new_stats)
 
 
-def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key, labels_B=None) -> jax.Array:
-    fake_logits_B = discriminate(gan, d_params, generate(gan, g_params, z_BxZ, labels_B), dropout_key, labels_B)
+def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key, labels_B=None, d_stats=None) -> jax.Array:
+    fake_logits_B = discriminate(gan, d_params, generate(gan, g_params, z_BxZ, labels_B), dropout_key, labels_B, d_stats)
     return gan.g_loss(fake_logits_B)
 
 
@@ -197,17 +222,18 @@ def d_update(state: TrainState, x_real_BxD, z_BxZ, dropout_key, labels_B=None, g
     gan = state.gan
     # The article does not detach G(z) here; D's gradients are the same either way.
     x_fake_BxD = jax.lax.stop_gradient(generate(gan, state.g_params, z_BxZ, labels_B))
-    (d_loss, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-        state.d_params, gan, x_real_BxD, x_fake_BxD, dropout_key, labels_B, gp_key
+    (d_loss, (d_metrics, d_stats)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+        state.d_params, gan, x_real_BxD, x_fake_BxD, dropout_key, labels_B, gp_key, state.d_stats
     )
     d_updates, d_opt_state = gan.d_tx.update(d_grads, state.d_opt_state, state.d_params)
-    return state.replace(d_params=optax.apply_updates(state.d_params, d_updates), d_opt_state=d_opt_state), d_loss, d_metrics
+    d_params = optax.apply_updates(state.d_params, d_updates)
+    return state.replace(d_params=d_params, d_opt_state=d_opt_state, d_stats=d_stats), d_loss, d_metrics
 
 
 def g_update(state: TrainState, z_BxZ, dropout_key, labels_B=None) -> tuple[TrainState, jax.Array]:
-    """One Adam step of G through the current D; the step counter is left alone."""
+    """One Adam step of G through the current D (its stats as they are); the step counter is left alone."""
     gan = state.gan
-    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params, state.d_params, gan, z_BxZ, dropout_key, labels_B)
+    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params, state.d_params, gan, z_BxZ, dropout_key, labels_B, state.d_stats)
     g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
     state = state.replace(g_params=optax.apply_updates(state.g_params, g_updates), g_opt_state=g_opt_state)
     return ema_update(state), g_loss

@@ -1,0 +1,150 @@
+"""Issue 15's regularisers: separate learning rates for G and D, the R1 penalty on real images and
+spectral normalisation of D's layers, each off by default (the article's step)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jaxgan import data, losses
+from jaxgan.build import make_gan
+from jaxgan.config import JAX, Config, build_parser, from_flags
+from jaxgan.fit import fit, load_final_params
+from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
+from conftest import load_script
+
+SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
+
+
+def small(**changes) -> Config:
+    return Config(**{**SMALL.to_dict(), **changes})
+
+
+def first_adam_update(tx, params):
+    """Adam's first update on gradients of ones: -lr on every entry (m / sqrt(v) = 1, up to eps)."""
+    updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    return float(jax.tree.leaves(updates)[0].ravel()[0])
+
+
+@pytest.mark.parametrize(
+    "argv, g_lr, d_lr",
+    [([], 2e-4, 2e-4), (["--lr", "1e-3"], 1e-3, 1e-3), (["--lr", "1e-3", "--g-lr", "1e-4"], 1e-4, 1e-3),
+     (["--g-lr", "1e-4", "--d-lr", "4e-4"], 1e-4, 4e-4)],
+)
+def test_lr_sets_both_networks_and_g_lr_d_lr_override_it(argv, g_lr, d_lr):
+    config, _ = from_flags(JAX, build_parser(JAX, "test", "runs/t").parse_args([*argv, "--batch-size", "32"]))
+    state = create_train_state(make_gan(config), jax.random.key(0))
+    assert first_adam_update(state.gan.g_tx, state.g_params) == pytest.approx(-g_lr, rel=1e-4)
+    assert first_adam_update(state.gan.d_tx, state.d_params) == pytest.approx(-d_lr, rel=1e-4)
+
+
+def test_unset_g_lr_and_d_lr_leave_the_articles_gan_as_it_was():
+    gan = make_gan(Config())
+    assert gan.g_lr is None and gan.d_lr is None and "adam(0.0002, 0.9, 0.999)" in gan.describe()
+    assert "adam(G 0.0001, D 0.0002, 0.9, 0.999)" in make_gan(Config(g_lr=1e-4)).describe()
+    assert make_gan(Config(g_lr=1e-4)) != gan
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("train", subset=256)
+
+
+def test_r1_of_a_linear_d_is_half_its_weights_squared_norm():
+    # D(x) = x.w + b: the input gradient is w for every sample, so R1 = ||w||^2 / 2 = (9 + 16 + 144) / 2.
+    w_D, x_BxD = jnp.array([3.0, 4.0, 12.0]), jax.random.normal(jax.random.key(0), (5, 3))
+    assert float(losses.r1_penalty(lambda x: x @ w_D + 1.0, x_BxD)) == pytest.approx(84.5)
+    # D(x) = sum(x^2): the gradient is 2x, so R1 = mean_i 2 ||x_i||^2, a batch mean of each sample's own.
+    expected = float(np.mean(2 * np.sum(np.asarray(x_BxD) ** 2, axis=1)))
+    assert float(losses.r1_penalty(lambda x: jnp.sum(x**2, axis=1), x_BxD)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_r1_gradient_in_ds_weights_matches_finite_differences():
+    with jax.enable_x64(True):
+        x_BxD = jax.random.normal(jax.random.key(1), (4, 3), jnp.float64)
+        w_DxH = jax.random.normal(jax.random.key(2), (3, 5), jnp.float64)
+        v_H = jax.random.normal(jax.random.key(3), (5,), jnp.float64)
+        r1 = lambda w, v: losses.r1_penalty(lambda x: jnp.tanh(x @ w) @ v, x_BxD)  # noqa: E731
+        check_grads(r1, (w_DxH, v_H), order=2, modes=["rev"])
+        assert float(jnp.abs(jax.grad(r1)(w_DxH, v_H)).max()) > 1e-3
+
+
+def test_r1_is_added_to_d_loss_with_its_weight_through_the_real_pass_dropout(mnist):
+    plain, penalised = make_gan(small()), make_gan(small(r1_weight=10.0))
+    state = create_train_state(plain, jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    dropout_key = jax.random.key(2)
+    base, _ = d_loss_fn(state.d_params, plain, x_real, x_fake, dropout_key)
+    total, _ = d_loss_fn(state.d_params, penalised, x_real, x_fake, dropout_key)
+    real_key = jax.random.split(dropout_key)[0]
+    penalty = losses.r1_penalty(lambda x: discriminate(plain, state.d_params, x, real_key), x_real)
+    assert float(penalty) > 1e-4
+    assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)
+
+
+def epoch_losses(workdir) -> list[tuple[float, float]]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [(json.loads(line)["d_loss"], json.loads(line)["g_loss"]) for line in lines]
+
+
+def test_a_run_with_r1_trains_through_fit(tmp_path):
+    run = dict(subset=256, epochs=3, sample_every=3, checkpoint_every=3)
+    plain = epoch_losses(fit(small(**run, workdir=str(tmp_path / "plain"))))
+    with_r1 = epoch_losses(fit(small(**run, r1_weight=10.0, workdir=str(tmp_path / "r1"))))
+    assert len(with_r1) == 3 and np.all(np.isfinite(with_r1))
+    # Same seed, same batches: only the penalty tells the runs apart, and it only adds to D's loss at first.
+    assert with_r1[0][0] > plain[0][0] and with_r1 != plain
+    assert json.loads((tmp_path / "r1" / "config.json").read_text())["r1_weight"] == 10.0
+
+
+def sigma_ratios(state) -> dict[str, float]:
+    """Each normalised kernel's largest singular value by SVD over the sigma spectral norm divides it by."""
+    ratios = {}
+    for name, sigma in state.d_stats["SpectralNorm_0"].items():
+        if name.endswith("/sigma"):
+            kernel = state.d_params
+            for key in name.split("/")[:-1]:  # discriminator/<layer>/kernel/sigma
+                kernel = kernel[key]
+            matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+            ratios[name] = float(np.linalg.svd(matrix, compute_uv=False)[0]) / float(sigma)
+    return ratios
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_spectral_norm_divides_each_kernel_of_d_by_its_largest_singular_value(mnist, arch):
+    state = create_train_state(make_gan(small(spectral_norm=True, arch=arch, dcgan_features=8)), jax.random.key(0))
+    assert len(sigma_ratios(state)) == 3  # two hidden layers and the output, each normalised
+    assert any(abs(r - 1) > 0.1 for r in sigma_ratios(state).values())  # sigma starts at 1, not at the kernel's
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    g_before = state.g_params
+    for _ in range(30):  # one power iteration per D update
+        state, metrics = train_step(state, x_real)
+    assert all(r == pytest.approx(1.0, abs=0.1) for r in sigma_ratios(state).values()), sigma_ratios(state)
+    assert np.isfinite(float(metrics["d_loss"])) and not np.array_equal(jax.tree.leaves(g_before)[0], jax.tree.leaves(state.g_params)[0])
+
+
+def test_the_g_step_and_evaluation_leave_ds_stats_as_they_are(mnist):
+    state = create_train_state(make_gan(small(spectral_norm=True)), jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    logits, advanced = discriminate(state.gan, state.d_params, x_real, None, None, state.d_stats, update_stats=True)
+    assert not np.array_equal(*(np.asarray(s["SpectralNorm_0"]["discriminator/hidden_0/kernel/u"]) for s in (state.d_stats, advanced)))
+    # Read without update_stats, D gives the same logits from the same stats and changes nothing.
+    np.testing.assert_array_equal(logits, discriminate(state.gan, state.d_params, x_real, None, None, state.d_stats))
+
+
+def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
+    train = load_script("train_jax").main
+    args = ["--subset", "200", "--batch-size", "50", "--checkpoint-every", "1", "--spectral-norm", "--r1-weight", "1",
+            "--g-lr", "1e-4", "--d-lr", "4e-4"]
+    assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "whole")]) == 0
+    assert train([*args, "--epochs", "2", "--workdir", str(tmp_path / "run")]) == 0
+    assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "run"), "--resume"]) == 0
+    assert epoch_losses(tmp_path / "run") == epoch_losses(tmp_path / "whole") and len(epoch_losses(tmp_path / "run")) == 3
+    # Epoch 3 of the resumed run read D's stats from the checkpoint: its losses and weights match only if they were saved.
+    final = [jax.tree.leaves(load_final_params(tmp_path / name)) for name in ("run", "whole")]
+    for a, b in zip(*final, strict=True):
+        np.testing.assert_array_equal(a, b)
