@@ -11,7 +11,7 @@ import numpy as np
 from jaxgan import losses
 from jaxgan.config import Config, ConfigError
 from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator, SpectralNormed
-from jaxgan.step import GAN
+from jaxgan.gan import GAN
 
 
 def make_gan(

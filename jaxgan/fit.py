@@ -24,7 +24,8 @@ from jaxgan import data, epochs, evaluate, files, loop, parallel, reporting
 from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
-from jaxgan.step import GAN, TrainState, create_train_state, generate
+from jaxgan.gan import GAN
+from jaxgan.step import TrainState, create_train_state, generate
 
 
 @jax.jit
@@ -44,7 +45,7 @@ def fit(
 ) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
-    `gan` (a `jaxgan.step.GAN`: your own networks, losses or optimisers) replaces the
+    `gan` (a `jaxgan.gan.GAN`: your own networks, losses or optimisers) replaces the
     one `config` describes; `config` still sets the data, batch size, epochs and outputs.
     `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.

@@ -15,7 +15,8 @@ import torch
 from jaxgan.build import make_gan
 from jaxgan.config import Config
 from jaxgan.data import to_unit_range
-from jaxgan.step import GAN, create_train_state, update
+from jaxgan.gan import GAN
+from jaxgan.step import create_train_state, update
 from torch_baseline import convert, model
 from torch_baseline.train import train_step
 

@@ -12,7 +12,8 @@ from jaxgan import models
 from jaxgan.config import Config
 from jaxgan.fit import fit, load_final_params
 from jaxgan.nnx import from_nnx, to_nnx
-from jaxgan.step import GAN, create_train_state, discriminate, generate, train_step
+from jaxgan.gan import GAN
+from jaxgan.step import create_train_state, discriminate, generate, train_step
 
 
 class TorchLinear(nnx.Module):

@@ -16,7 +16,8 @@ from jaxgan import data, epochs, evaluate, losses
 from jaxgan.build import gan_of_run, make_gan
 from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
-from jaxgan.step import GAN, TrainState, create_train_state, d_loss_fn, discriminate, generate, train_step, update
+from jaxgan.gan import GAN
+from jaxgan.step import TrainState, create_train_state, d_loss_fn, discriminate, generate, train_step, update
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 

@@ -1,0 +1,97 @@
+"""`GAN`: everything static about what is trained (networks, losses, optimisers, options).
+
+`jaxgan.step` trains it; `jaxgan.build.make_gan` makes the article's (or a research
+variant) from a Config; a user passes their own to `jaxgan.fit.fit(config, gan=...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import optax
+from flax import linen as nn
+
+from jaxgan import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    """Everything static about a run: the two networks, their optimisers and the losses.
+
+    `generator`: any Flax module, `apply({"params": p}, z_BxZ[, labels_B=...])` -> x_BxD.
+    `discriminator`: any Flax module, `apply({"params": p}, x_BxD[, labels_B=...], train=...)`
+    -> logits_B (one score per sample; a "dropout" rng is passed when train=True). A "batch_stats"
+    collection of D's (spectral norm's u) is `TrainState.d_stats`, mutable in D's real pass only.
+    `d_loss(real_logits_B, fake_logits_B)` and `g_loss(fake_logits_B)`: scalars
+    (`jaxgan.losses`, or your own pure functions).
+    `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
+    `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
+    `r1_weight` gamma adds gamma/2 E||grad_x D(x)||^2 on the real batch (R1);
+    `d_steps` D updates, each on its own batch, precede every G update.
+    `g_lr`/`d_lr`, when given, replace `lr` for that network's Adam;
+    `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
+    `ema_decay` > 0 keeps an exponential moving average of G's params (`TrainState.ema_params`),
+    updated after each G update; before step `ema_start` it copies G's params.
+
+    Keep fields plain values (or module-level functions, `losses.bind`) so two GANs
+    built from equal configs compare equal and a second run reuses the compiled step.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    lr: float = 2e-4
+    latent_dim: int = 128
+    data_dim: int = 784
+    d_loss: Callable[[jax.Array, jax.Array], jax.Array] = losses.d_bce
+    g_loss: Callable[[jax.Array], jax.Array] = losses.g_non_saturating
+    num_classes: int = 0
+    gp_weight: float = 0.0
+    d_steps: int = 1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    g_optimizer: optax.GradientTransformation | None = None
+    d_optimizer: optax.GradientTransformation | None = None
+    ema_decay: float = 0.0
+    ema_start: int = 0
+    g_lr: float | None = None
+    d_lr: float | None = None
+    g_tx_lr = property(lambda self: self.lr if self.g_lr is None else self.g_lr)
+    d_tx_lr = property(lambda self: self.lr if self.d_lr is None else self.d_lr)
+    r1_weight: float = 0.0
+
+    def __post_init__(self):
+        checks = [
+            (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
+            (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
+            (0 <= self.ema_decay < 1 and self.ema_start >= 0, f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}."),
+            (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
+            (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
+            (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def describe(self) -> str:
+        """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
+        name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))  # noqa: E731
+        # One lr reads as it always did, so custom runs saved before g_lr/d_lr still resume.
+        lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_tx_lr}, D {self.d_tx_lr}"
+        optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"
+        return (
+            f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
+            f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
+            f"d_steps={self.d_steps}; optimisers={optimisers}"
+            + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")
+            + (f"; r1_weight={self.r1_weight}" if self.r1_weight else "")
+        )
+
+    @property
+    def g_tx(self) -> optax.GradientTransformation:
+        return self.g_optimizer or optax.adam(self.g_tx_lr, self.beta1, self.beta2)
+
+    @property
+    def d_tx(self) -> optax.GradientTransformation:
+        return self.d_optimizer or optax.adam(self.d_tx_lr, self.beta1, self.beta2)
