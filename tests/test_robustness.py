@@ -144,7 +144,7 @@ def test_resuming_the_other_frameworks_run_is_refused(reference, tmp_path, capsy
     other = "train_torch" if script == "train_jax" else "train_jax"
     snapshot = {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()}
     assert train(other, uninterrupted, 6, "--resume") == 2
-    assert "has framework=" in capsys.readouterr().err
+    assert f"was trained by {script[6:]}, not {other[6:]}; continue it with scripts/{script}.py" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()} == snapshot
 
 
