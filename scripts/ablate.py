@@ -42,6 +42,19 @@ VARIANTS = {
     ),
     "dcgan": ({"arch": "dcgan"}, "DCGAN-style convolutional G and D, Adam(0.5, 0.999)"),
     "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
+    # Each ingredient of the recipe alone on the DCGAN, then together (issue 15).
+    "dcgan-ema": ({"arch": "dcgan", "ema_decay": 0.999}, "the DCGAN, sampled from G's EMA (decay 0.999)"),
+    "dcgan-sn": ({"arch": "dcgan", "spectral_norm": True}, "the DCGAN with spectral norm on D"),
+    "dcgan-r1": ({"arch": "dcgan", "r1_weight": 1.0}, "the DCGAN with the R1 penalty (gamma 1)"),
+    "dcgan-ttur": ({"arch": "dcgan", "g_lr": 1e-4, "d_lr": 4e-4}, "the DCGAN with two time-scale learning rates (G 1e-4, D 4e-4)"),
+    "recipe": (
+        {"arch": "dcgan", "ema_decay": 0.999, "spectral_norm": True, "g_lr": 1e-4, "d_lr": 4e-4},
+        "the DCGAN with EMA, spectral norm and two time-scale learning rates",
+    ),
+    "recipe-conditional": (
+        {"arch": "dcgan", "conditional": True, "ema_decay": 0.999, "spectral_norm": True, "g_lr": 1e-4, "d_lr": 4e-4},
+        "the recipe given one-hot labels",
+    ),
 }
 COLUMNS = ("fid", "kid", "precision", "recall", "modes", "class_accuracy", "intra_fid", "nn_features_close")
 HEADINGS = ("FID ↓", "KID ↓", "precision", "recall", "modes", "class acc.", "intra-FID ↓", "near-copies")
@@ -134,7 +147,8 @@ def _variant(name: str, runs_of: list[Config], reference) -> dict:
             continue
         seconds = time.perf_counter() - start
         gan = gan_of_run(json.loads((run_dir / "config.json").read_text()))
-        samples = evaluate.generate_jax(gan, load_final_params(run_dir)["g_params"], config.eval_n, config.seed)
+        final = load_final_params(run_dir)  # the EMA of G where the run kept one
+        samples = evaluate.generate_jax(gan, final.get("g_ema_params", final["g_params"]), config.eval_n, config.seed)
         figures = evaluate.evaluate_samples(samples, reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
         last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
         per_seed.append({"seed": config.seed, "steps": last["step"], "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS}})

@@ -31,3 +31,16 @@ def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path, capsy
     assert f"| {r['fid']:.1f} ± {r['sd']['fid']:.1f} |" in table
     assert ablate.main(["--seeds", "0", *flags]) == 2
     assert "--seeds must be at least 1, got 0." in capsys.readouterr().err
+
+
+def test_every_variant_is_a_valid_config_of_its_own_gan():
+    from jaxgan.build import make_gan
+    from jaxgan.config import Config
+
+    ablate = load_script("ablate")
+    for name, (changes, _) in ablate.VARIANTS.items():
+        config = Config(**changes).validate()
+        gan = make_gan(config)
+        assert (gan.ema_decay, gan.r1_weight, gan.g_tx_lr) == (
+            changes.get("ema_decay", 0.0), changes.get("r1_weight", 0.0), changes.get("g_lr", config.lr)
+        ), name
