@@ -16,25 +16,14 @@ Pure NumPy (scipy for the test); no JAX, no torch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from jaxgan import reporting
 from jaxgan.config import UserError
 
 FIGURES = ("d_real", "d_fake", "d_loss", "g_loss")
-
-
-def read_metrics(path: Path | str) -> list[dict]:
-    """The records of one metrics.jsonl (torn or empty lines skipped)."""
-    records = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def read_group(path: Path | str) -> dict[str, list[dict]]:
@@ -42,13 +31,13 @@ def read_group(path: Path | str) -> dict[str, list[dict]]:
     of either ({name: records}, sorted by name)."""
     path = Path(path)
     if path.is_file():
-        return {path.stem: read_metrics(path)}
+        return {path.stem: reporting.read_metrics(path)}
     if (path / "metrics.jsonl").is_file():
-        return {path.name: read_metrics(path / "metrics.jsonl")}
+        return {path.name: reporting.read_metrics(path / "metrics.jsonl")}
     found = {p.stem: p for p in path.glob("*.jsonl")} | {p.parent.name: p for p in path.glob("*/metrics.jsonl")}
     if not found:
         raise UserError(f"{path} holds no runs: give a metrics .jsonl, a workdir with metrics.jsonl, or a folder of them.")
-    return {name: read_metrics(found[name]) for name in sorted(found)}
+    return {name: reporting.read_metrics(found[name]) for name in sorted(found)}
 
 
 def figures(runs: dict[str, list[dict]], epochs: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxgan import files
+from jaxgan import files, reporting
 from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
 
 # What a resumed run must match: which framework trained it, a custom GAN's description, and the
@@ -172,12 +172,7 @@ def stop_if_diverged(epoch: int, means: dict[str, float], params_finite: bool, c
 
 def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
     """Drops metrics.jsonl lines after `epoch` (written after the last checkpoint), atomically."""
-    records = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a line cut short by a crash
-            continue
+    records = reporting.read_metrics(path) if path.exists() else []
     records = [r for r in records if r.get("epoch", epoch + 1) <= epoch]
     files.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     return records

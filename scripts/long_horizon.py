@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from jaxgan import longrun
+from jaxgan import longrun, reporting
 from jaxgan.config import Config, UserError
 from jaxgan.runs import EXIT_BAD_INPUT
 
@@ -44,9 +44,9 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, **config) -
         cfg = Config(seed=seed, workdir=str(run_dir), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config)
         cfg.validate()
         metrics = run_dir / "metrics.jsonl"
-        if not (metrics.is_file() and len(longrun.read_metrics(metrics)) >= cfg.epochs and _same_config(run_dir, cfg)):
+        if not (metrics.is_file() and len(reporting.read_metrics(metrics)) >= cfg.epochs and _same_config(run_dir, cfg)):
             fit(cfg)
-        runs[f"seed_{seed}"] = longrun.read_metrics(metrics)[: cfg.epochs]
+        runs[f"seed_{seed}"] = reporting.read_metrics(metrics)[: cfg.epochs]
     return runs
 
 
