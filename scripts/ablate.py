@@ -44,6 +44,9 @@ VARIANTS = {
     "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
     # Each ingredient of the recipe alone on the DCGAN, then together (issue 15).
     "dcgan-ema": ({"arch": "dcgan", "ema_decay": 0.999}, "the DCGAN, sampled from G's EMA (decay 0.999)"),
+    "dcgan-conditional-ema": (
+        {"arch": "dcgan", "conditional": True, "ema_decay": 0.999}, "the conditional DCGAN, sampled from G's EMA (decay 0.999)"
+    ),
     "dcgan-sn": ({"arch": "dcgan", "spectral_norm": True}, "the DCGAN with spectral norm on D"),
     "dcgan-r1": ({"arch": "dcgan", "r1_weight": 1.0}, "the DCGAN with the R1 penalty (gamma 1)"),
     "dcgan-ttur": ({"arch": "dcgan", "g_lr": 1e-4, "d_lr": 4e-4}, "the DCGAN with two time-scale learning rates (G 1e-4, D 4e-4)"),
