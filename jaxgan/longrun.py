@@ -11,7 +11,12 @@ leave-one-out bands and its R shares are averaged. Then every run is held agains
 bands of R - 1 runs, and if the two groups are one distribution (exchangeable runs)
 both groups' shares have the same expectation: 2 / R per figure for a single epoch.
 A one-sided Mann-Whitney U test asks whether the candidate's shares are larger.
-Pure NumPy (scipy for the test); no JAX, no torch.
+
+The band test sees any difference, but weakly. A difference of one kind, such as one
+trainer's D winning less over some stretch of epochs, is tested more directly by
+naming the stretch before the runs are trained: `window_test` compares the runs'
+means of each figure over those epochs (two-sided Mann-Whitney, Bonferroni over the
+four figures). Pure NumPy (scipy for the test); no JAX, no torch.
 """
 
 from __future__ import annotations
@@ -80,6 +85,24 @@ def rank_test(ref_R: np.ndarray, cand_C: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def window_test(ref_RxExF: np.ndarray, cand_CxExF: np.ndarray, first: int, last: int, alpha: float = 0.05) -> dict:
+    """Each figure's per-run mean over epochs `first`..`last`, compared between the groups:
+    {figure: {"reference", "candidate" (means over runs of the runs' means), "p" (two-sided
+    Mann-Whitney)}, "differ": figures with p < alpha / 4 (Bonferroni over the four)}."""
+    from scipy.stats import mannwhitneyu
+
+    if not 1 <= first <= last <= ref_RxExF.shape[1]:
+        raise UserError(f"the test epochs must lie within the {ref_RxExF.shape[1]} epochs compared, first <= last; got {first}-{last}.")
+    ref_RxF, cand_CxF = ref_RxExF[:, first - 1:last].mean(axis=1), cand_CxExF[:, first - 1:last].mean(axis=1)
+    out = {"epochs": [first, last], "differ": []}
+    for f, name in enumerate(FIGURES):
+        p = float(mannwhitneyu(cand_CxF[:, f], ref_RxF[:, f], alternative="two-sided").pvalue)
+        out[name] = {"reference": float(ref_RxF[:, f].mean()), "candidate": float(cand_CxF[:, f].mean()), "p": p}
+        if p < alpha / len(FIGURES):
+            out["differ"].append(name)
+    return out
+
+
 def window_means(values_RxExF: np.ndarray, width: int) -> list[dict]:
     """Per window of `width` epochs: each figure's mean over the window and runs, and the sd
     over runs of the runs' window means."""
@@ -96,8 +119,10 @@ def window_means(values_RxExF: np.ndarray, width: int) -> list[dict]:
 def compare(
     reference: dict[str, list[dict]], candidate: dict[str, list[dict]], epochs: int,
     *, names: tuple[str, str] = ("reference", "candidate"), alpha: float = 0.05, window: int = 5, first_epoch: int = 1,
+    test_epochs: tuple[int, int] | None = None,
 ) -> dict:
-    """The whole check as a JSON-able dict: shares per run, the rank test, window means and the verdict."""
+    """The whole check as a JSON-able dict: shares per run, the rank test, window means, the
+    `window_test` over `test_epochs` (first, last) when given, and the verdict."""
     if not 1 <= first_epoch <= epochs:
         raise UserError(f"first_epoch must be between 1 and the {epochs} epochs compared, got {first_epoch}.")
     ref, cand = figures(reference, epochs), figures(candidate, epochs)
@@ -109,6 +134,7 @@ def compare(
         "median_share": {names[0]: float(np.median(ref_shares)), names[1]: float(np.median(cand_shares))},
         "mann_whitney_u": u, "p_value": p, "same_distribution": p >= alpha,
         "windows": {names[0]: window_means(ref, window), names[1]: window_means(cand, window)},
+        "window_test": None if test_epochs is None else window_test(ref, cand, *test_epochs, alpha=alpha),
     }
 
 
@@ -128,6 +154,13 @@ def verdict(report: dict) -> str:
         for row in report["windows"][name]:
             cells = "  ".join(f"{row[f]['mean']:.3f}±{row[f]['sd']:.3f}" for f in FIGURES)
             lines.append(f"  {name:>16} {row['epochs']:>7}: {cells}")
+    test = report.get("window_test")
+    if test:
+        first, last = test["epochs"]
+        cells = ", ".join(f"{f} {test[f]['reference']:.3f} vs {test[f]['candidate']:.3f} (p = {test[f]['p']:.3f})" for f in FIGURES)
+        lines.append(f"means over epochs {first}-{last}, {ref} vs {cand}: {cells}")
+        differ = ", ".join(test["differ"]) or "none"
+        lines.append(f"  figures that differ there (p < {report['alpha']} / {len(FIGURES)}): {differ}")
     if report["same_distribution"]:
         lines.append(f"VERDICT: {cand} lies within {ref}'s spread: no evidence they differ (p >= {report['alpha']}).")
     else:

@@ -68,6 +68,15 @@ def group(spec: str, seeds: list[int], workdir: Path, config: dict) -> dict[str,
     return longrun.read_group(spec)
 
 
+def _epoch_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and last.isdigit()):
+        raise UserError(f"--test-epochs takes FIRST-LAST, two epoch numbers such as 13-20; got {text!r}.")
+    return int(first), int(last)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("reference", help="jaxgan, torch_baseline, or a folder of runs (metrics .jsonl files or workdirs)")
@@ -78,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=6000)
     p.add_argument("--subset", type=int, default=None, help="train on the first N images (same steps an epoch: N = 10 x batch)")
     p.add_argument("--window", type=int, default=5, help="epochs per window of the printed means")
+    p.add_argument(
+        "--test-epochs", default=None, metavar="FIRST-LAST",
+        help="also compare each figure's per-run mean over these epochs (e.g. 13-20), named before the runs are trained",
+    )
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--workdir", default="runs/long_horizon")
     p.add_argument("--json", default=None, help="where to write the report (default WORKDIR/report.json)")
@@ -86,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.epochs < 1 or not 0 < args.alpha < 1 or args.window < 1:
             raise UserError("--epochs and --window must be at least 1 and --alpha between 0 and 1.")
+        test_epochs = _epoch_range(args.test_epochs)
         workdir = Path(args.workdir)
         ref = group(args.reference, args.seeds, workdir, config)
         cand = group(args.candidate, args.seeds, workdir, config)
         names = (Path(args.reference).name, Path(args.candidate).name)
         if names[0] == names[1]:
             names = (names[0] + " (reference)", names[1])
-        report = longrun.compare(ref, cand, args.epochs, names=names, alpha=args.alpha, window=args.window, first_epoch=args.first_epoch)
+        report = longrun.compare(
+            ref, cand, args.epochs, names=names, alpha=args.alpha, window=args.window, first_epoch=args.first_epoch,
+            test_epochs=test_epochs,
+        )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

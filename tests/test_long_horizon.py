@@ -56,6 +56,22 @@ def test_compare_separates_shifted_runs_and_keeps_equal_ones():
     assert [w["epochs"] for w in report["windows"]["ref"]] == ["1-5", "6-8"]
 
 
+def test_window_test_finds_a_shift_in_one_figure_over_the_named_epochs_only():
+    rng = np.random.default_rng(3)
+    shift = np.zeros((10, 4))
+    shift[5:, 1] = 0.5  # the candidate's d_fake is higher over epochs 6-10 only
+    ref = {f"r{i}": records(rng.normal(scale=0.1, size=(10, 4))) for i in range(6)}
+    cand = {f"c{i}": records(rng.normal(scale=0.1, size=(10, 4)) + shift) for i in range(6)}
+    late = longrun.compare(ref, cand, 10, names=("ref", "cand"), test_epochs=(6, 10))
+    assert late["window_test"]["differ"] == ["d_fake"] and late["window_test"]["d_fake"]["p"] < 0.01
+    assert late["window_test"]["d_fake"]["candidate"] - late["window_test"]["d_fake"]["reference"] > 0.4
+    assert "figures that differ there (p < 0.05 / 4): d_fake" in longrun.verdict(late)
+    early = longrun.compare(ref, cand, 10, test_epochs=(1, 5))["window_test"]
+    assert early["differ"] == [] and early["d_fake"]["p"] > 0.0125
+    with pytest.raises(UserError, match="must lie within the 10 epochs"):
+        longrun.compare(ref, cand, 10, test_epochs=(8, 12))
+
+
 def test_a_run_short_of_epochs_is_refused_in_one_sentence():
     runs = {f"r{i}": records(np.zeros((3, 4))) for i in range(3)}
     with pytest.raises(UserError, match="run r0 has no record of epoch 4"):
@@ -75,6 +91,10 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert set(report["shares"]["cand"]) == {"seed_0", "seed_1", "seed_2", "seed_3"}
     assert "VERDICT" in capsys.readouterr().out
+    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6"]) == 0
+    assert json.loads(out.read_text())["window_test"]["epochs"] == [3, 6]
+    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--test-epochs", "3..6"]) == 2
+    assert "--test-epochs takes FIRST-LAST" in capsys.readouterr().err
     assert long_horizon.main([str(tmp_path / "nowhere"), "jaxgan"]) == 2
     assert "is neither a trainer" in capsys.readouterr().err
 
