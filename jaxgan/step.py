@@ -110,10 +110,15 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
     """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
     gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)
     and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises).
+    With `gan.one_d_pass`, one D call over both batches stacked (`_stacked_pass`) in place of two.
     Returns (loss, (metrics, d_stats as the real pass advanced them)); the other passes read `d_stats`."""
-    real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
-    real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
-    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
+    if gan.one_d_pass:
+        real_logits_B, fake_logits_B, new_stats, real_critic = _stacked_pass(gan, d_params, x_real_BxD, x_fake_BxD, dropout_key, labels_B, d_stats)
+    else:
+        real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
+        real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
+        fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
+        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
     loss = gan.d_loss(real_logits_B, fake_logits_B)
     if gan.gp_weight:
         if gp_key is None:
@@ -123,9 +128,25 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
         critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
     if gan.r1_weight:
-        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.r1_weight * losses.r1_penalty(real_critic, x_real_BxD)
     return loss, ({"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}, new_stats)
+
+
+def _stacked_pass(gan: GAN, d_params, x_real_BxD, x_fake_BxD, dropout_key, labels_B, d_stats):
+    """`gan.one_d_pass`: D once over [real; fake] (labels stacked alike), one dropout draw over the 2B rows.
+    Returns (real_logits_B, fake_logits_B, d_stats advanced once, R1's critic: the real rows of the same pass).
+    Spectral norm's power iteration runs from the stored u in every pass, so both halves see the sigma
+    the two passes saw, and u advances once per D update as before."""
+    B = x_real_BxD.shape[0]
+    labels_2B = None if labels_B is None else jnp.concatenate([labels_B, labels_B])
+
+    def stacked(x_BxD, update_stats=False):
+        x_2BxD = jnp.concatenate([x_BxD, x_fake_BxD])
+        return discriminate(gan, d_params, x_2BxD, dropout_key, labels_2B, d_stats, update_stats=update_stats)
+
+    logits_2B, new_stats = stacked(x_real_BxD, update_stats=True)
+    # R1 penalises the D that scored the reals: the same rows of the same dropout mask.
+    return logits_2B[:B], logits_2B[B:], new_stats, lambda x_BxD: stacked(x_BxD)[:B]
 
 
 def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key, labels_B=None, d_stats=None) -> jax.Array:
