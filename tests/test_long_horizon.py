@@ -99,6 +99,21 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
     assert "is neither a trainer" in capsys.readouterr().err
 
 
+def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_path, monkeypatch, capsys):
+    assert long_horizon.group_flags("jaxgan:--one-d-pass") == {"one_d_pass": True}
+    assert long_horizon.group_flags("jaxgan:--lr 1e-3 --dropout 0") == {"lr": 1e-3, "dropout": 0.0}
+    trained = []
+    monkeypatch.setattr(long_horizon, "train_group", lambda trainer, seeds, workdir, folder=None, **config: trained.append((trainer, folder, config)))
+    long_horizon.group("jaxgan:--one-d-pass", SEEDS, tmp_path, {"epochs": 2})
+    assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]
+    for bad, says in [("jaxgan:--one-d-pas", "unrecognized arguments: --one-d-pas"), ("jaxgan:--epochs 3", "--epochs is not a group's to set"),
+                      ("jaxgan:--dtype bfloat16", "--dtype is not a group's to set"), ("jaxgan:", "no flags after the colon")]:
+        assert long_horizon.main([bad, "jaxgan", "--workdir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: group {bad!r}: {says}; ") and err.count("\n") == 1
+    assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]  # nothing trained for a bad group
+
+
 @pytest.fixture(scope="module")
 def torch_runs(tmp_path_factory):
     return long_horizon.train_group("torch_baseline", SEEDS, tmp_path_factory.mktemp("lh"), **SHRUNK)
