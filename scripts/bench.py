@@ -1,7 +1,7 @@
 """Benchmark one training step of the article's GAN: jaxgan against PyTorch, in one run.
 
 Rows (each times the same step: one D update and one G update at --batch-size):
-  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8
+  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
@@ -66,6 +66,8 @@ def parse_args(argv):
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
     p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
                    help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
+    p.add_argument("--d-passes", nargs="+", choices=("two", "one"), default=["two"],
+                   help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--cache-dir", default=None,
                    help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
@@ -76,7 +78,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str) -> dict:
+def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, d_passes: str) -> dict:
     """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
@@ -85,7 +87,7 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
     from jaxgan.step import create_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(Config(batch_size=batch_size), dtype=None if dtype == "float32" else dtype)
+        gan = make_gan(Config(batch_size=batch_size, one_d_pass=d_passes == "one"), dtype=None if dtype == "float32" else dtype)
         state = create_train_state(gan, jax.random.key(0, impl=prng))
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
@@ -95,18 +97,17 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
         hits = compile_cache.cache_hits() - hits
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": f"jaxgan {dtype} {prng}", "precision": dtype, "compile_s": compile_s,
-        "cache_hits": hits,
+        "row": f"jaxgan {dtype} {prng}" + " one-d-pass" * (d_passes == "one"), "precision": dtype, "compile_s": compile_s, "cache_hits": hits,
         "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
         **xla_stats.hlo_ops(compiled.as_text()),
         "_run": (compiled, state, images),
     }
 
 
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, d_passes: str) -> dict:
     import jax
 
-    row = compile_jax(images_NxD, batch_size, dtype, precision, prng)
+    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
     state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
@@ -245,10 +246,9 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.batch_size > args.images:
-        print(f"error: --batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.", file=sys.stderr)
-        return 2
     try:
+        if args.batch_size > args.images:
+            raise data.DataError(f"--batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.")
         images_NxD = data.load("train", subset=args.images).flat_NxD
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -262,9 +262,9 @@ def main(argv=None) -> int:
 
 
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [(dtype, prng) for dtype in args.jax for prng in args.prng]
+    variants = [(dtype, prng, n) for dtype in args.jax for prng in args.prng for n in args.d_passes]
     if args.compile_only:
-        rows = [compile_jax(images_NxD, args.batch_size, d, args.precision, p) for d, p in variants]
+        rows = [compile_jax(images_NxD, args.batch_size, d, args.precision, p, n) for d, p, n in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
     import torch
@@ -280,14 +280,14 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
         except Exception as e:  # noqa: BLE001 - torch.compile needs a working toolchain; report and go on
             rows.append({"row": TORCH_ROWS[row][0], "precision": TORCH_ROWS[row][1],
                          "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"})
-    rows += [bench_jax(images_NxD, args.batch_size, args.steps, d, args.precision, p) for d, p in variants]
+    rows += [bench_jax(images_NxD, args.batch_size, args.steps, d, args.precision, p, n) for d, p, n in variants]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
             if r["row"] in warm:
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
-    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng,
+    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
               "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
           f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")

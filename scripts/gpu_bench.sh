@@ -31,9 +31,10 @@ fi
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # 1. Speed: every row in one process per precision (ratios to eager PyTorch in the same run),
-#    with XLA's cost analysis, fusion counts, and compile times cold and warm (a fresh process, cache filled).
+#    with XLA's cost analysis, fusion counts, and compile times cold and warm (a fresh process, cache filled);
+#    jaxgan with two D passes in D's update (the article's) and one over both batches stacked (--one-d-pass).
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $STEPS --article-steps 3 --precision default \
-  --torch $TORCH --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
+  --torch $TORCH --d-passes two one --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $((STEPS / 2)) --precision highest \
   --torch eager --jax float32 --json "$OUT/bench_highest.json" 2>>"$LOG" | tee -a "$OUT/bench.md"
 
