@@ -4,7 +4,7 @@ A checkpoint is `WORKDIR/checkpoints/<epoch>/` holding two items: `state` (the
 state's arrays) and `meta` (the config, the epoch and a sha256 of the arrays).
 Orbax writes each into a temporary folder and renames it when complete, so a
 crash never leaves a half-written checkpoint under a final name; the digest
-catches one altered afterwards. `jaxgan.loop.restore_latest` takes the newest
+catches one altered afterwards. `jaxgan.resume.restore_latest` takes the newest
 checkpoint that reads back intact.
 """
 
