@@ -3,9 +3,9 @@
 `run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
 newest intact checkpoint (`jaxgan.resume`), trains epoch by epoch through the framework's
 `Trainer`, writes metrics.jsonl, TensorBoard events, the progress bar, sample grids and
-checkpoints (and the params of the best FID), stops on Ctrl-C or divergence, and writes the
-final pictures, the final params and `summary.json` (written last: a run whose summary names
-its last checkpoint's epoch is finished).
+checkpoints (each written while the next call trains; and the params of the best FID), stops on
+Ctrl-C or divergence, and writes the final pictures, the final params and `summary.json`
+(written last: a run whose summary names its last checkpoint's epoch is finished).
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ class Checkpointer(Protocol):
     directory: Path
 
     def epochs(self) -> list[int]: ...
-    def save(self, epoch: int, snapshot: Any, run_info: dict) -> None: ...
+    def save(self, epoch: int, snapshot: Any, run_info: dict) -> None:
+        """Returns once `snapshot` is copied; the write may go on in the background until `wait`."""
+    def wait(self) -> None:
+        """Blocks until the last save is complete on disk; raises its error when it failed."""
     def restore(self, epoch: int, like: Any) -> tuple[Any, dict]:
         """(snapshot, meta with "epoch" and "step"); raises anything when the checkpoint is not intact."""
     def set_aside(self, epoch: int) -> Path: ...
@@ -134,7 +137,7 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
     log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
     tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
     timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
-    epoch, epoch_seconds = first_epoch, None
+    epoch, epoch_seconds, saved = first_epoch, None, None  # saved: the epoch of the last checkpoint begun
     with log, tensorboard, runs.StopFlag() as stop, bar:
         while epoch <= config.epochs:
             k = _epochs_per_call(config, epoch, epoch_seconds, evaluate is not None)
@@ -142,6 +145,7 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
             per_epoch, finite = trainer.train_epochs(k)
             seconds = time.perf_counter() - start
             timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
+            _settle(checkpointer, saved, timing)  # the last checkpoint was written while this call trained
             epoch_seconds, last_step = seconds / k, trainer.step()
             for i, means in enumerate(per_epoch):
                 # Params are checked at the end of the call; a NaN loss names its own epoch.
@@ -164,11 +168,15 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                 reporting.save_grid(trainer.sample(z_grid, grid_labels), png, trainer.image_shape, grid_cols)
                 tensorboard.image("samples", png, epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                _save(checkpointer, epoch, trainer.snapshot(), run_info)
+                with _writing(checkpointer, epoch):
+                    checkpointer.save(epoch, trainer.snapshot(), run_info)
+                saved = epoch
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
+                _settle(checkpointer, saved, timing)
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
             epoch += 1
+        _settle(checkpointer, saved, timing)
     return records
 
 
@@ -184,11 +192,20 @@ def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, ev
     return min(to_event, by_time, config.epochs - epoch + 1)
 
 
-def _save(checkpointer: Checkpointer, epoch: int, snapshot: Any, run_info: dict) -> None:
-    """A checkpoint, or one sentence saying why none could be written (a full disk, a folder gone
-    read-only: Orbax and torch report these in many forms) and what is kept."""
+def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict) -> None:
+    """Waits until the checkpoint of `epoch` (None: none begun) is on disk; the wait counts as writing."""
+    started = time.perf_counter()
+    with _writing(checkpointer, epoch):
+        checkpointer.wait()
+    timing["write_s"] += time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _writing(checkpointer: Checkpointer, epoch: int | None):
+    """Turns a failure to save or finish the checkpoint of `epoch` (a full disk, a folder gone
+    read-only: Orbax and torch report these in many forms) into one sentence saying what is kept."""
     try:
-        checkpointer.save(epoch, snapshot, run_info)
+        yield
     except Exception as e:  # noqa: BLE001 - every way a save fails ends the same way
         kept = [saved for saved in checkpointer.epochs() if saved != epoch]
         raise runs.WriteError(

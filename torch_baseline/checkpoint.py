@@ -51,6 +51,9 @@ class Checkpointer:
             self._path(old).unlink(missing_ok=True)
             _digest_path(self._path(old)).unlink(missing_ok=True)
 
+    def wait(self) -> None:
+        """Nothing to wait for: `save` returns once the checkpoint is complete."""
+
     def restore(self, epoch: int, like: dict | None = None) -> tuple[dict, dict]:
         """(checkpoint dict, {"epoch", "step"}); raises when it is not intact."""
         path = self._path(epoch)
