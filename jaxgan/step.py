@@ -61,8 +61,12 @@ def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
     return {"labels_B": labels_B}
 
 
-def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None) -> TrainState:
-    """A fresh state; `g_params`/`d_params`, when given, replace the drawn weights (e.g. weights converted from torch)."""
+def create_train_state(
+    gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None,
+    g_ema_params: Params | None = None, d_stats: Params | None = None,
+) -> TrainState:
+    """A fresh state; the params given replace the drawn ones (e.g. weights converted from torch, or
+    what `jaxgan.fit.load_final_params` returns: G's EMA and D's spectral-norm stats included)."""
     g_key, d_key, train_key = jax.random.split(key, 3)
     label = _labels(gan, jnp.zeros((1,), jnp.int32)) if gan.num_classes else {}
     drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **label)["params"]
@@ -70,6 +74,10 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
     drawn_d = d_variables["params"]
     g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
     d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
+    drawn_stats = d_variables.get("batch_stats")
+    if d_stats is not None and drawn_stats is not None:
+        drawn_stats = _given_params(drawn_stats, d_stats, "discriminator stats")
+    ema = g_params if g_ema_params is None else _given_params(drawn_g, g_ema_params, "generator EMA")
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,
@@ -79,8 +87,8 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
         key=train_key,
         gan=gan,
         # A copy: the donated state must not hold one buffer twice.
-        ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema_decay else None,
-        d_stats=d_variables.get("batch_stats"),
+        ema_params=jax.tree.map(jnp.copy, ema) if gan.ema_decay else None,
+        d_stats=drawn_stats,
     )
 
 

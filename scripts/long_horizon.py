@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--workdir", default="runs/long_horizon")
     p.add_argument("--json", default=None, help="where to write the report (default WORKDIR/report.json)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also draw every run's figures per epoch into this picture")
     args = p.parse_args(argv)
     config = {"epochs": args.epochs, "batch_size": args.batch_size, "subset": args.subset}
     try:
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"report: {out}")
+    if args.plot:
+        longrun.plot(ref, cand, args.epochs, args.plot, names, test_epochs)
+        print(f"picture: {args.plot}")
     return 0
 
 

@@ -91,8 +91,10 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert set(report["shares"]["cand"]) == {"seed_0", "seed_1", "seed_2", "seed_3"}
     assert "VERDICT" in capsys.readouterr().out
-    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6"]) == 0
+    png = tmp_path / "pictures" / "runs.png"
+    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6", "--plot", str(png)]) == 0
     assert json.loads(out.read_text())["window_test"]["epochs"] == [3, 6]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--test-epochs", "3..6"]) == 2
     assert "--test-epochs takes FIRST-LAST" in capsys.readouterr().err
     assert long_horizon.main([str(tmp_path / "nowhere"), "jaxgan"]) == 2
