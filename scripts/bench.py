@@ -2,6 +2,7 @@
 
 Rows (each times the same step: one D update and one G update at --batch-size):
   jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8
+                         (--dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
@@ -32,7 +33,7 @@ import time
 import numpy as np
 
 from jaxgan import compile_cache, data, xla_stats
-from jaxgan.config import Config
+from jaxgan.config import DENSE, Config
 from jaxgan.flops import step_flops
 
 JAX_VARIANTS = ("float32", "bfloat16")
@@ -66,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
     p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
                    help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
+    p.add_argument("--dense", nargs="+", default=["xla"], choices=DENSE,
+                   help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--cache-dir", default=None,
                    help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
@@ -76,7 +79,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str) -> dict:
+def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, dense: str = "xla") -> dict:
     """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
@@ -85,7 +88,7 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
     from jaxgan.step import create_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(Config(batch_size=batch_size), dtype=None if dtype == "float32" else dtype)
+        gan = make_gan(Config(batch_size=batch_size), dtype=None if dtype == "float32" else dtype, dense=dense)
         state = create_train_state(gan, jax.random.key(0, impl=prng))
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
@@ -95,7 +98,7 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
         hits = compile_cache.cache_hits() - hits
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": f"jaxgan {dtype} {prng}", "precision": dtype, "compile_s": compile_s,
+        "row": f"jaxgan {dtype} {prng}" + ("" if dense == "xla" else f" {dense}"), "precision": dtype, "compile_s": compile_s,
         "cache_hits": hits,
         "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
         **xla_stats.hlo_ops(compiled.as_text()),
@@ -103,10 +106,10 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
     }
 
 
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str) -> dict:
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, dense: str) -> dict:
     import jax
 
-    row = compile_jax(images_NxD, batch_size, dtype, precision, prng)
+    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, dense)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
     state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
@@ -261,10 +264,24 @@ def main(argv=None) -> int:
             compile_cache.disable()
 
 
+def or_failed(name: str, precision: str, run, *args) -> dict:
+    """run(*args), or a row saying in one line why it failed."""
+    try:
+        return run(*args)
+    except Exception as e:  # noqa: BLE001 - report and go on
+        return {"row": name, "precision": precision, "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"}
+
+
+def jax_row(run, *args) -> dict:
+    """A jaxgan row; a --dense pallas row that this device cannot lower fails alone."""
+    *_, dtype, _precision, prng, dense = args
+    return run(*args) if dense == "xla" else or_failed(f"jaxgan {dtype} {prng} {dense}", dtype, run, *args)
+
+
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [(dtype, prng) for dtype in args.jax for prng in args.prng]
+    variants = [(dtype, prng, dense) for dtype in args.jax for prng in args.prng for dense in args.dense]
     if args.compile_only:
-        rows = [compile_jax(images_NxD, args.batch_size, d, args.precision, p) for d, p in variants]
+        rows = [jax_row(compile_jax, images_NxD, args.batch_size, d, args.precision, p, f) for d, p, f in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
     import torch
@@ -275,16 +292,13 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
         if row == "article":
             rows.append(bench_torch(images_NxD, args.batch_size, args.article_steps, row, args.precision, device))
             continue
-        try:
-            rows.append(bench_torch(images_NxD, args.batch_size, args.steps, row, args.precision, device))
-        except Exception as e:  # noqa: BLE001 - torch.compile needs a working toolchain; report and go on
-            rows.append({"row": TORCH_ROWS[row][0], "precision": TORCH_ROWS[row][1],
-                         "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"})
-    rows += [bench_jax(images_NxD, args.batch_size, args.steps, d, args.precision, p) for d, p in variants]
+        # torch.compile needs a working toolchain: report and go on.
+        rows.append(or_failed(TORCH_ROWS[row][0], TORCH_ROWS[row][1], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
+    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, d, args.precision, p, f) for d, p, f in variants]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
-            if r["row"] in warm:
+            if "compile_s" in warm.get(r["row"], {}):
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
     result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng,
