@@ -148,7 +148,7 @@ def _fused_bwd(slope, keep_prob, precision, interpret, residuals, g_BxO):
     g_x_BxI = jnp.dot(g_pre_BxO, w_IxO.T, precision=precision)
     g_w_IxO = jnp.dot(x_BxI.T, g_pre_BxO, precision=precision)
     g_b_O = jnp.sum(g_pre_BxO, axis=0)
-    return g_x_BxI, g_w_IxO, g_b_O.astype(y_BxO.dtype), None
+    return g_x_BxI, g_w_IxO, g_b_O, None
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
