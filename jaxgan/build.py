@@ -55,6 +55,7 @@ def make_gan(
         g_lr=config.g_lr,
         d_lr=config.d_lr,
         r1_weight=config.r1_weight,
+        one_d_pass=config.one_d_pass,
     )
 
 

@@ -4,8 +4,12 @@ A checkpoint is `WORKDIR/checkpoints/<epoch>/` holding two items: `state` (the
 state's arrays) and `meta` (the config, the epoch and a sha256 of the arrays).
 Orbax writes each into a temporary folder and renames it when complete, so a
 crash never leaves a half-written checkpoint under a final name; the digest
-catches one altered afterwards. `jaxgan.loop.restore_latest` takes the newest
+catches one altered afterwards. `jaxgan.resume.restore_latest` takes the newest
 checkpoint that reads back intact.
+
+Saving is asynchronous: `save` returns once the arrays are on the host and digested, and
+Orbax writes them in a background thread while training goes on; `wait` (and `epochs`,
+which never lists a checkpoint still being written) blocks until that write is done.
 """
 
 from __future__ import annotations
@@ -51,24 +55,31 @@ def digest(tree) -> str:
 
 
 class Checkpointer:
-    """Saves every call and keeps the newest `keep` checkpoints."""
+    """Saves every call in the background and keeps the newest `keep` checkpoints; a reader's is synchronous."""
 
     def __init__(self, workdir: Path | str, keep: int = 3, *, read_only: bool = False):
         self.directory = (Path(workdir) / "checkpoints").absolute()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=False, create=not read_only, read_only=read_only
+            max_to_keep=keep, enable_async_checkpointing=not read_only, create=not read_only, read_only=read_only
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def epochs(self) -> list[int]:
+        """The epochs of the complete checkpoints (Orbax lists a save from its start: wait for it)."""
+        self.wait()
         return sorted(self._manager.all_steps())
 
     def save(self, epoch: int, state: TrainState, config: dict) -> None:
+        """Returns after the device-to-host copy and the digest; the write goes on until `wait`."""
         arrays = jax.device_get(_arrays(state))
         meta = {"epoch": epoch, "step": int(arrays["step"]), "config": config, "sha256": digest(arrays)}
         self._manager.save(
             epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True
         )
+
+    def wait(self) -> None:
+        """Blocks until the last save is complete on disk; raises its error (once) when it failed."""
+        self._manager.wait_until_finished()
 
     def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, dict]:
         """Checkpoint `epoch` as a state shaped like `like`, and its meta; raises when it is not intact."""

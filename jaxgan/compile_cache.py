@@ -44,7 +44,7 @@ def enable(path: str | Path | None = None, environ: Mapping[str, str] = os.envir
 
     Caches every program, however small or quick to compile (JAX's defaults skip
     those under a second). Call it before the first compilation: JAX opens its
-    cache once. Returns the folder, or None when the cache is switched off.
+    cache once; a call with another folder reopens it there. Returns the folder, or None when the cache is switched off.
     """
     import jax
 
@@ -58,6 +58,12 @@ def enable(path: str | Path | None = None, environ: Mapping[str, str] = os.envir
     except OSError as e:
         raise UserError(f"cannot create the compilation cache folder {folder} ({e.strerror}); "
                         f"set {ENV_DIR} to a writable folder, or {ENV_OFF}=1 to run without the cache.") from None
+    if jax.config.jax_compilation_cache_dir != str(folder):
+        # JAX opens its cache once, at the first compilation: one opened elsewhere by an
+        # earlier enable() would keep taking this process's programs.
+        from jax.experimental.compilation_cache import compilation_cache
+
+        compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no size limit, no override

@@ -147,6 +147,10 @@ class Config:
         None, "--d-lr", "Adam learning rate of D, in place of --lr; None: --lr", must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
         **_RESEARCH,
     )
+    one_d_pass: bool = declare(
+        False, "--one-d-pass", "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
+        "one dropout draw over the stacked rows, not the article's random stream)", **_RESEARCH,
+    )
 
     @property
     def real_target(self) -> float:

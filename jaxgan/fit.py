@@ -48,7 +48,8 @@ def fit(
 
     `gan` (a `jaxgan.gan.GAN`: your own networks, losses or optimisers) replaces the
     one `config` describes; `config` still sets the data, batch size, epochs and outputs.
-    `init_params` ({"g_params", "d_params"}, as `load_final_params` returns them)
+    `init_params` ({"g_params", "d_params"}, optionally "g_ema_params" and "d_stats"; as
+    `load_final_params` returns them)
     replaces the seed's initial weights, e.g. with weights converted from torch.
     `devices`: train on the first N devices (default: all of them, in every process).
     `per_step`: one compiled call a step instead of one an epoch (`jaxgan.epochs.loop`, the
@@ -143,11 +144,14 @@ class JaxTrainer:
         self._save_params(workdir, "best_params")
 
     def _save_params(self, workdir: Path, name: str) -> None:
-        """WORKDIR/`name`/: G's and D's params (and G's EMA), replacing the old folder only once complete."""
+        """WORKDIR/`name`/: G's and D's params (and G's EMA, D's spectral-norm stats), replacing the old
+        folder only once complete."""
         final, tmp = (workdir / name).absolute(), (workdir / f".{name}.tmp").absolute()
         params = {"g_params": self.state.g_params, "d_params": self.state.d_params}
         if self.state.ema_params is not None:
             params["g_ema_params"] = self.state.ema_params
+        if self.state.d_stats is not None:
+            params["d_stats"] = self.state.d_stats
         with ocp.StandardCheckpointer() as checkpointer:
             # Host copies: the saved params restore on any devices, not only on this run's mesh.
             checkpointer.save(tmp, jax.device_get(params), force=True)
@@ -175,8 +179,9 @@ def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: ja
 
 
 def load_final_params(workdir: Path | str, name: str = "final_params") -> dict:
-    """{"g_params", "d_params"} (and "g_ema_params" with --ema-decay) that `fit` saved at the end of
-    a run; `name="best_params"`: those of the best FID of its --eval-every evaluations."""
+    """{"g_params", "d_params"} (and "g_ema_params" with --ema-decay, "d_stats" with --spectral-norm)
+    that `fit` saved at the end of a run, as `fit(init_params=...)` takes them; `name="best_params"`:
+    those of the best FID of its --eval-every evaluations."""
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore((Path(workdir) / name).absolute())
 

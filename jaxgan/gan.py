@@ -34,6 +34,8 @@ class GAN:
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
     `ema_decay` > 0 keeps an exponential moving average of G's params (`TrainState.ema_params`),
     updated after each G update; before step `ema_start` it copies G's params.
+    `one_d_pass`: D's update scores the real and fake batches in one D call over both stacked
+    (a speed option: one dropout draw over the stacked rows, not the article's random stream).
 
     Keep fields plain values (or module-level functions, `losses.bind`) so two GANs
     built from equal configs compare equal and a second run reuses the compiled step.
@@ -60,6 +62,7 @@ class GAN:
     g_tx_lr = property(lambda self: self.lr if self.g_lr is None else self.g_lr)
     d_tx_lr = property(lambda self: self.lr if self.d_lr is None else self.d_lr)
     r1_weight: float = 0.0
+    one_d_pass: bool = False
 
     def __post_init__(self):
         checks = [
@@ -86,6 +89,7 @@ class GAN:
             f"d_steps={self.d_steps}; optimisers={optimisers}"
             + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")
             + (f"; r1_weight={self.r1_weight}" if self.r1_weight else "")
+            + ("; one_d_pass" if self.one_d_pass else "")
         )
 
     @property

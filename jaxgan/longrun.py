@@ -166,3 +166,30 @@ def verdict(report: dict) -> str:
     else:
         lines.append(f"VERDICT: {cand} lies outside {ref}'s spread more than {ref}'s own runs do (p < {report['alpha']}).")
     return "\n".join(lines)
+
+
+def plot(reference: dict[str, list[dict]], candidate: dict[str, list[dict]], epochs: int, path: Path | str,
+         names: tuple[str, str] = ("reference", "candidate"), test_epochs: tuple[int, int] | None = None) -> None:
+    """A PNG of the four figures per epoch: each run a thin line, each group's median a thick one,
+    the test epochs shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4 * len(FIGURES), 3.4), constrained_layout=True)
+    epoch_E = np.arange(1, epochs + 1)
+    for runs, name, color in ((reference, names[0], "tab:blue"), (candidate, names[1], "tab:orange")):
+        values_RxExF = figures(runs, epochs)
+        for f, ax in enumerate(axes):
+            ax.plot(epoch_E, values_RxExF[:, :, f].T, color=color, lw=0.6, alpha=0.45)
+            ax.plot(epoch_E, np.median(values_RxExF[:, :, f], axis=0), color=color, lw=2.2, label=f"{name} ({len(runs)} runs, median)")
+    for f, ax in enumerate(axes):
+        if test_epochs:
+            ax.axvspan(test_epochs[0] - 0.5, test_epochs[1] + 0.5, color="0.9", zorder=0)
+        ax.set_title(FIGURES[f].replace("d_real", "D(x)").replace("d_fake", "D(G(z))"))
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

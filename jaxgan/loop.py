@@ -1,10 +1,11 @@
 """The life of a run, the same for both frameworks (NumPy and the standard library only).
 
 `run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
-newest intact checkpoint, trains epoch by epoch through the framework's `Trainer`, writes
-metrics.jsonl, TensorBoard events, the progress bar, sample grids and checkpoints (and the params
-of the best FID), stops on Ctrl-C or divergence, and writes the final pictures, the final params
-and `summary.json` (written last: a run whose summary names its last checkpoint's epoch is finished).
+newest intact checkpoint (`jaxgan.resume`), trains epoch by epoch through the framework's
+`Trainer`, writes metrics.jsonl, TensorBoard events, the progress bar, sample grids and
+checkpoints (each written while the next call trains; and the params of the best FID), stops on
+Ctrl-C or divergence, and writes the final pictures, the final params and `summary.json`
+(written last: a run whose summary names its last checkpoint's epoch is finished).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from jaxgan import files, reporting, runs, summaries
+from jaxgan import files, reporting, resume, runs, summaries
 from jaxgan.config import Config, ConfigError
 
 INTERPOLATION_STEPS = 10
@@ -35,7 +35,10 @@ class Checkpointer(Protocol):
     directory: Path
 
     def epochs(self) -> list[int]: ...
-    def save(self, epoch: int, snapshot: Any, run_info: dict) -> None: ...
+    def save(self, epoch: int, snapshot: Any, run_info: dict) -> None:
+        """Returns once `snapshot` is copied; the write may go on in the background until `wait`."""
+    def wait(self) -> None:
+        """Blocks until the last save is complete on disk; raises its error when it failed."""
     def restore(self, epoch: int, like: Any) -> tuple[Any, dict]:
         """(snapshot, meta with "epoch" and "step"); raises anything when the checkpoint is not intact."""
     def set_aside(self, epoch: int) -> Path: ...
@@ -73,33 +76,6 @@ class Team:
     barrier: Callable[[str], None] = lambda name: None
 
 
-def restore_latest(checkpointer: Checkpointer, like: Any, *, set_aside: bool = True) -> tuple[Any, dict] | None:
-    """The newest intact checkpoint (snapshot, meta), or None when there is none at all.
-
-    A checkpoint that does not read back intact is moved to checkpoints.corrupt/ (kept,
-    never deleted; with `set_aside=False`, e.g. for a reader, left where it is), with a
-    warning, and the next older one is tried. Raises CheckpointError when every one is corrupt.
-    """
-    epochs = checkpointer.epochs()
-    for epoch in reversed(epochs):
-        try:
-            return checkpointer.restore(epoch, like)
-        except Exception as e:  # noqa: BLE001 - any failure to read back means "not intact"
-            where = f"moved to {checkpointer.set_aside(epoch)}" if set_aside else "skipped"
-            print(f"warning: checkpoint of epoch {epoch} is corrupt ({_first_line(e)}); {where}; trying an older one.", file=sys.stderr)
-    if epochs:
-        raise runs.CheckpointError(
-            f"no checkpoint in {checkpointer.directory} is intact (the corrupt ones are in "
-            f"{checkpointer.directory.parent / 'checkpoints.corrupt'}); start the run again with --overwrite."
-        )
-    return None
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
-
-
 def run(
     config: Config,
     run_info: dict,
@@ -130,7 +106,7 @@ def run(
         lock.release()
         raise ConfigError(refusal)
     with lock, contextlib.closing(trainer.open_checkpointer(workdir, config.keep_checkpoints)) as checkpointer:
-        first_epoch, records = _resume(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
+        first_epoch, records = resume.resume_run(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
         timing = {"startup_s": _process_age() - (time.perf_counter() - started), "setup_s": time.perf_counter() - started}
         if first_epoch <= config.epochs:
             records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing)
@@ -154,44 +130,6 @@ def _process_age() -> float:
         return 0.0
 
 
-def _resume(config: Config, run_info: dict, trainer: Trainer, checkpointer: Checkpointer, team: Team) -> tuple[int, list[dict]]:
-    """(first epoch to train, the records kept) after restoring the newest intact checkpoint.
-
-    No checkpoint at all (a run killed before its first one was complete): the run starts
-    afresh from epoch 1. Its last checkpoint at --epochs with the final outputs unwritten
-    (killed while writing them): nothing is left to train and the outputs are written.
-    """
-    workdir = Path(config.workdir)
-    restored = restore_latest(checkpointer, trainer.snapshot())
-    if restored is None:
-        if team.is_main:
-            print(f"{workdir} holds no complete checkpoint (the run stopped before its first one): starting it afresh from epoch 1.")
-            runs.start_afresh(workdir, run_info)
-        team.barrier("afresh")
-        return 1, []
-    snapshot, meta = restored
-    epoch = meta["epoch"]
-    if epoch > config.epochs or (epoch == config.epochs and _finished(workdir, epoch)):
-        raise ConfigError(f"the run in {workdir} is already at epoch {epoch}; pass --epochs above {epoch} to continue it.")
-    trainer.load(snapshot)
-    records = []
-    if team.is_main:
-        runs.reopen_for_resume(workdir, run_info)
-        records = runs.keep_metrics_through(workdir / "metrics.jsonl", epoch)
-        done = "writing its final outputs" if epoch == config.epochs else f"from epoch {epoch} (step {meta['step']})"
-        print(f"resuming {workdir} {done}")
-    team.barrier("resume")
-    return epoch + 1, records
-
-
-def _finished(workdir: Path, epoch: int) -> bool:
-    """Whether the run's final outputs for `epoch` were all written (summary.json comes last)."""
-    try:
-        return json.loads((workdir / "summary.json").read_text())["epoch"] == epoch
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
 def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing) -> list[dict]:
     workdir, main = Path(config.workdir), team.is_main
     z_grid, grid_labels, grid_cols = reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
@@ -199,7 +137,7 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
     log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
     tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
     timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
-    epoch, epoch_seconds = first_epoch, None
+    epoch, epoch_seconds, saved = first_epoch, None, None  # saved: the epoch of the last checkpoint begun
     with log, tensorboard, runs.StopFlag() as stop, bar:
         while epoch <= config.epochs:
             k = _epochs_per_call(config, epoch, epoch_seconds, evaluate is not None)
@@ -207,6 +145,7 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
             per_epoch, finite = trainer.train_epochs(k)
             seconds = time.perf_counter() - start
             timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
+            _settle(checkpointer, saved, timing)  # the last checkpoint was written while this call trained
             epoch_seconds, last_step = seconds / k, trainer.step()
             for i, means in enumerate(per_epoch):
                 # Params are checked at the end of the call; a NaN loss names its own epoch.
@@ -229,11 +168,15 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                 reporting.save_grid(trainer.sample(z_grid, grid_labels), png, trainer.image_shape, grid_cols)
                 tensorboard.image("samples", png, epoch)
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                _save(checkpointer, epoch, trainer.snapshot(), run_info)
+                with _writing(checkpointer, epoch):
+                    checkpointer.save(epoch, trainer.snapshot(), run_info)
+                saved = epoch
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
+                _settle(checkpointer, saved, timing)
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
             epoch += 1
+        _settle(checkpointer, saved, timing)
     return records
 
 
@@ -249,15 +192,24 @@ def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, ev
     return min(to_event, by_time, config.epochs - epoch + 1)
 
 
-def _save(checkpointer: Checkpointer, epoch: int, snapshot: Any, run_info: dict) -> None:
-    """A checkpoint, or one sentence saying why none could be written (a full disk, a folder gone
-    read-only: Orbax and torch report these in many forms) and what is kept."""
+def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict) -> None:
+    """Waits until the checkpoint of `epoch` (None: none begun) is on disk; the wait counts as writing."""
+    started = time.perf_counter()
+    with _writing(checkpointer, epoch):
+        checkpointer.wait()
+    timing["write_s"] += time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _writing(checkpointer: Checkpointer, epoch: int | None):
+    """Turns a failure to save or finish the checkpoint of `epoch` (a full disk, a folder gone
+    read-only: Orbax and torch report these in many forms) into one sentence saying what is kept."""
     try:
-        checkpointer.save(epoch, snapshot, run_info)
+        yield
     except Exception as e:  # noqa: BLE001 - every way a save fails ends the same way
         kept = [saved for saved in checkpointer.epochs() if saved != epoch]
         raise runs.WriteError(
-            f"the checkpoint of epoch {epoch} could not be written to {checkpointer.directory} ({_first_line(e)}"
+            f"the checkpoint of epoch {epoch} could not be written to {checkpointer.directory} ({runs.first_line(e)}"
             f"{'; the disk is full' if files.disk_full(checkpointer.directory) else ''}); "
             + (f"the checkpoint of epoch {kept[-1]} is kept" if kept else "no checkpoint was saved yet")
             + ": free some space or fix the folder, then continue with --resume."

@@ -43,6 +43,12 @@ class Interrupted(Exception):
     """Ctrl-C: a checkpoint was saved and the run stopped."""
 
 
+def first_line(e: Exception) -> str:
+    """An error in one line: its type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+
+
 def prepare_workdir(config: Config, run_info: dict) -> Path:
     """Creates or reopens the workdir; nothing in it is changed when this refuses."""
     workdir = Path(config.workdir)

@@ -61,8 +61,12 @@ def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
     return {"labels_B": labels_B}
 
 
-def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None) -> TrainState:
-    """A fresh state; `g_params`/`d_params`, when given, replace the drawn weights (e.g. weights converted from torch)."""
+def create_train_state(
+    gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None,
+    g_ema_params: Params | None = None, d_stats: Params | None = None,
+) -> TrainState:
+    """A fresh state; the params given replace the drawn ones (e.g. weights converted from torch, or
+    what `jaxgan.fit.load_final_params` returns: G's EMA and D's spectral-norm stats included)."""
     g_key, d_key, train_key = jax.random.split(key, 3)
     label = _labels(gan, jnp.zeros((1,), jnp.int32)) if gan.num_classes else {}
     drawn_g = gan.generator.init(g_key, jnp.zeros((1, gan.latent_dim)), **label)["params"]
@@ -70,6 +74,10 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
     drawn_d = d_variables["params"]
     g_params = drawn_g if g_params is None else _given_params(drawn_g, g_params, "generator")
     d_params = drawn_d if d_params is None else _given_params(drawn_d, d_params, "discriminator")
+    drawn_stats = d_variables.get("batch_stats")
+    if d_stats is not None and drawn_stats is not None:
+        drawn_stats = _given_params(drawn_stats, d_stats, "discriminator stats")
+    ema = g_params if g_ema_params is None else _given_params(drawn_g, g_ema_params, "generator EMA")
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,
@@ -79,8 +87,8 @@ def create_train_state(gan: GAN, key: jax.Array, g_params: Params | None = None,
         key=train_key,
         gan=gan,
         # A copy: the donated state must not hold one buffer twice.
-        ema_params=jax.tree.map(jnp.copy, g_params) if gan.ema_decay else None,
-        d_stats=d_variables.get("batch_stats"),
+        ema_params=jax.tree.map(jnp.copy, ema) if gan.ema_decay else None,
+        d_stats=drawn_stats,
     )
 
 
@@ -110,10 +118,15 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
     """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
     gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)
     and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises).
+    With `gan.one_d_pass`, one D call over both batches stacked (`_stacked_pass`) in place of two.
     Returns (loss, (metrics, d_stats as the real pass advanced them)); the other passes read `d_stats`."""
-    real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
-    real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
-    fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
+    if gan.one_d_pass:
+        real_logits_B, fake_logits_B, new_stats, real_critic = _stacked_pass(gan, d_params, x_real_BxD, x_fake_BxD, dropout_key, labels_B, d_stats)
+    else:
+        real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
+        real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
+        fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
+        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
     loss = gan.d_loss(real_logits_B, fake_logits_B)
     if gan.gp_weight:
         if gp_key is None:
@@ -123,9 +136,25 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
         critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
     if gan.r1_weight:
-        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.r1_weight * losses.r1_penalty(real_critic, x_real_BxD)
     return loss, ({"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}, new_stats)
+
+
+def _stacked_pass(gan: GAN, d_params, x_real_BxD, x_fake_BxD, dropout_key, labels_B, d_stats):
+    """`gan.one_d_pass`: D once over [real; fake] (labels stacked alike), one dropout draw over the 2B rows.
+    Returns (real_logits_B, fake_logits_B, d_stats advanced once, R1's critic: the real rows of the same pass).
+    Spectral norm's power iteration runs from the stored u in every pass, so both halves see the sigma
+    the two passes saw, and u advances once per D update as before."""
+    B = x_real_BxD.shape[0]
+    labels_2B = None if labels_B is None else jnp.concatenate([labels_B, labels_B])
+
+    def stacked(x_BxD, update_stats=False):
+        x_2BxD = jnp.concatenate([x_BxD, x_fake_BxD])
+        return discriminate(gan, d_params, x_2BxD, dropout_key, labels_2B, d_stats, update_stats=update_stats)
+
+    logits_2B, new_stats = stacked(x_real_BxD, update_stats=True)
+    # R1 penalises the D that scored the reals: the same rows of the same dropout mask.
+    return logits_2B[:B], logits_2B[B:], new_stats, lambda x_BxD: stacked(x_BxD)[:B]
 
 
 def g_loss_fn(g_params, d_params, gan: GAN, z_BxZ, dropout_key, labels_B=None, d_stats=None) -> jax.Array:

@@ -1,8 +1,8 @@
 """Benchmark one training step of the article's GAN: jaxgan against PyTorch, in one run.
 
 Rows (each times the same step: one D update and one G update at --batch-size):
-  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8
-                         (--dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense)
+  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass;
+                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
@@ -67,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
     p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
                    help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
+    p.add_argument("--d-passes", nargs="+", choices=("two", "one"), default=["two"],
+                   help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each")
     p.add_argument("--dense", nargs="+", default=["xla"], choices=DENSE,
                    help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
@@ -79,7 +81,13 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, dense: str = "xla") -> dict:
+def jax_row_name(dtype: str, prng: str, d_passes: str, dense: str) -> str:
+    """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas"."""
+    return f"jaxgan {dtype} {prng}" + " one-d-pass" * (d_passes == "one") + ("" if dense == "xla" else f" {dense}")
+
+
+def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, d_passes: str = "two",
+                dense: str = "xla") -> dict:
     """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
@@ -88,7 +96,7 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
     from jaxgan.step import create_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(Config(batch_size=batch_size), dtype=None if dtype == "float32" else dtype, dense=dense)
+        gan = make_gan(Config(batch_size=batch_size, one_d_pass=d_passes == "one"), dtype=None if dtype == "float32" else dtype, dense=dense)
         state = create_train_state(gan, jax.random.key(0, impl=prng))
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
@@ -98,18 +106,17 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
         hits = compile_cache.cache_hits() - hits
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": f"jaxgan {dtype} {prng}" + ("" if dense == "xla" else f" {dense}"), "precision": dtype, "compile_s": compile_s,
-        "cache_hits": hits,
+        "row": jax_row_name(dtype, prng, d_passes, dense), "precision": dtype, "compile_s": compile_s, "cache_hits": hits,
         "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
         **xla_stats.hlo_ops(compiled.as_text()),
         "_run": (compiled, state, images),
     }
 
 
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, dense: str) -> dict:
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, d_passes: str, dense: str) -> dict:
     import jax
 
-    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, dense)
+    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes, dense)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
     state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
@@ -248,10 +255,9 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.batch_size > args.images:
-        print(f"error: --batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.", file=sys.stderr)
-        return 2
     try:
+        if args.batch_size > args.images:
+            raise data.DataError(f"--batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.")
         images_NxD = data.load("train", subset=args.images).flat_NxD
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -274,14 +280,14 @@ def or_failed(name: str, precision: str, run, *args) -> dict:
 
 def jax_row(run, *args) -> dict:
     """A jaxgan row; a --dense pallas row that this device cannot lower fails alone."""
-    *_, dtype, _precision, prng, dense = args
-    return run(*args) if dense == "xla" else or_failed(f"jaxgan {dtype} {prng} {dense}", dtype, run, *args)
+    *_, dtype, _precision, prng, d_passes, dense = args
+    return run(*args) if dense == "xla" else or_failed(jax_row_name(dtype, prng, d_passes, dense), dtype, run, *args)
 
 
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [(dtype, prng, dense) for dtype in args.jax for prng in args.prng for dense in args.dense]
+    variants = [(dtype, prng, n, dense) for dtype in args.jax for prng in args.prng for n in args.d_passes for dense in args.dense]
     if args.compile_only:
-        rows = [jax_row(compile_jax, images_NxD, args.batch_size, d, args.precision, p, f) for d, p, f in variants]
+        rows = [jax_row(compile_jax, images_NxD, args.batch_size, d, args.precision, p, n, f) for d, p, n, f in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
     import torch
@@ -294,14 +300,15 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
             continue
         # torch.compile needs a working toolchain: report and go on.
         rows.append(or_failed(TORCH_ROWS[row][0], TORCH_ROWS[row][1], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
-    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, d, args.precision, p, f) for d, p, f in variants]
+    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, d, args.precision, p, n, f) for d, p, n, f in variants]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
             if "compile_s" in warm.get(r["row"], {}):
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
-    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng,
+    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
+              "dense": args.dense,
               "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
           f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")

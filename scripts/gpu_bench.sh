@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU measurement of issue 14 in one go, for a lent GPU with a time limit
-# (about 6 minutes on one H100/H200 before the --dense pallas rows and tests were added, not timed since;
+# (about 6 minutes on one H100/H200 before the --one-d-pass and --dense pallas rows and tests were added, not timed since;
 # results: one folder of at most 8 files, each small).
 #   OUT=results bash scripts/gpu_bench.sh            # the article's sizes
 #   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (CPU: ~10 minutes)
@@ -34,9 +34,10 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # 1. Speed: every row in one process per precision (ratios to eager PyTorch in the same run),
 #    with XLA's cost analysis, fusion counts, and compile times cold and warm (a fresh process, cache filled);
-#    the default precision also with the hidden layers as fused Pallas kernels (--dense pallas, Triton).
+#    jaxgan with two D passes in D's update (the article's) and one over both batches stacked (--one-d-pass),
+#    each also with the hidden layers as fused Pallas kernels (--dense pallas, Triton): 8 jaxgan rows.
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $STEPS --article-steps 3 --precision default \
-  --torch $TORCH --dense xla pallas --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
+  --torch $TORCH --d-passes two one --dense xla pallas --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $((STEPS / 2)) --precision highest \
   --torch eager --jax float32 --json "$OUT/bench_highest.json" 2>>"$LOG" | tee -a "$OUT/bench.md"
 

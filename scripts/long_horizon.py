@@ -1,32 +1,36 @@
 """Long-horizon check: are two groups of runs one distribution over many epochs?
 
 Each group is `jaxgan` or `torch_baseline` (trained here through their Python APIs,
-one run a seed, at the article's configuration unless flags say otherwise), or a
-folder of finished runs (metrics .jsonl files or workdirs, e.g. runs of the article's
+one run a seed, at the article's configuration unless flags say otherwise), `jaxgan:FLAGS`
+(jaxgan with train_jax.py's run-defining flags, e.g. `jaxgan:--one-d-pass`, trained under
+a folder of its own), or a folder of finished runs (metrics .jsonl files or workdirs, e.g. runs of the article's
 own code). Each run is scored by its share of per-epoch figures outside the leave-one-out
 band of the reference group (jaxgan.longrun), and a one-sided Mann-Whitney U test asks
 whether the candidate's shares are larger. Prints the verdict and writes JSON.
 
     python scripts/long_horizon.py torch_baseline jaxgan --epochs 30 --seeds 1 2 3 4 \\
         --workdir runs/long_horizon --json runs/long_horizon/report.json
+    python scripts/long_horizon.py jaxgan jaxgan:--one-d-pass --epochs 10 --batch-size 600 --subset 6000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
 from jaxgan import longrun, reporting
-from jaxgan.config import Config, UserError
+from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser
 from jaxgan.runs import EXIT_BAD_INPUT
 
 TRAINERS = ("jaxgan", "torch_baseline")
 
 
-def train_group(trainer: str, seeds: list[int], workdir: Path | str, **config) -> dict[str, list[dict]]:
-    """{"seed_N": records} of `trainer` trained once a seed under `workdir`/`trainer`/seed_N;
+def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str | None = None, **config) -> dict[str, list[dict]]:
+    """{"seed_N": records} of `trainer` trained once a seed under `workdir`/`folder` (default: `trainer`)/seed_N;
     a run whose metrics already hold every epoch is read, not trained again.
     `config`: Config fields (epochs, batch_size, subset, lr, dropout, ...)."""
     if trainer not in TRAINERS:
@@ -40,7 +44,7 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, **config) -
         torch.set_num_threads(1)  # a run a core: several runs go side by side
     runs = {}
     for seed in seeds:
-        run_dir = Path(workdir) / trainer / f"seed_{seed}"
+        run_dir = Path(workdir) / (folder or trainer) / f"seed_{seed}"
         cfg = Config(seed=seed, workdir=str(run_dir), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config)
         cfg.validate()
         metrics = run_dir / "metrics.jsonl"
@@ -60,9 +64,33 @@ def _same_config(run_dir: Path, cfg: Config) -> bool:
     return all(saved.get(k) == v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in ignore)
 
 
+# What a jaxgan:FLAGS group may set: the run-defining Config settings the script does not set itself.
+_GROUP_SETTINGS = {s.name for s in CONFIG_SETTINGS if s.run} - {"batch_size", "subset", "seed"}
+
+
+def group_flags(spec: str) -> dict:
+    """The Config fields that `jaxgan:FLAGS` sets (flags as train_jax.py takes them); UserError naming a bad one."""
+    parser = build_parser(JAX, "group", "runs/group")
+
+    def refuse(message: str):
+        raise UserError(f"group {spec!r}: {message}; give run-defining train_jax.py flags such as --one-d-pass or --lr 1e-3.")
+
+    parser.error, parser.allow_abbrev = refuse, False  # one sentence instead of argparse's usage and exit; whole flags only
+    given, defaults = vars(parser.parse_args(shlex.split(spec.partition(":")[2]))), vars(parser.parse_args([]))
+    changed = {k: v for k, v in given.items() if v != defaults[k]}
+    if not changed:
+        refuse("no flags after the colon")
+    if outside := [s.label for s in SETTINGS if s.name in changed and s.name not in _GROUP_SETTINGS]:
+        refuse(f"{', '.join(outside)} is not a group's to set")
+    return changed
+
+
 def group(spec: str, seeds: list[int], workdir: Path, config: dict) -> dict[str, list[dict]]:
     if spec in TRAINERS:
         return train_group(spec, seeds, workdir, **config)
+    if spec.startswith("jaxgan:"):
+        folder = re.sub(r"[^\w.=-]+", "_", spec)
+        return train_group("jaxgan", seeds, workdir, folder=folder, **config, **group_flags(spec))
     if not Path(spec).exists():
         raise UserError(f"{spec} is neither a trainer ({', '.join(TRAINERS)}) nor a folder of runs.")
     return longrun.read_group(spec)
@@ -79,7 +107,7 @@ def _epoch_range(text: str | None) -> tuple[int, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("reference", help="jaxgan, torch_baseline, or a folder of runs (metrics .jsonl files or workdirs)")
+    p.add_argument("reference", help="jaxgan, jaxgan:FLAGS, torch_baseline, or a folder of runs (metrics .jsonl files or workdirs)")
     p.add_argument("candidate", help="the same choices")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4], help="seeds of a trained group")
     p.add_argument("--epochs", type=int, default=30, help="epochs compared (and trained)")
@@ -94,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--workdir", default="runs/long_horizon")
     p.add_argument("--json", default=None, help="where to write the report (default WORKDIR/report.json)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also draw every run's figures per epoch into this picture")
     args = p.parse_args(argv)
     config = {"epochs": args.epochs, "batch_size": args.batch_size, "subset": args.subset}
     try:
@@ -118,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"report: {out}")
+    if args.plot:
+        longrun.plot(ref, cand, args.epochs, args.plot, names, test_epochs)
+        print(f"picture: {args.plot}")
     return 0
 
 

@@ -44,7 +44,7 @@ def torch_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.nda
 
 def _newest(checkpointer, like):
     """The newest intact checkpoint; a reader leaves corrupt ones where they are."""
-    from jaxgan.loop import restore_latest
+    from jaxgan.resume import restore_latest
 
     restored = restore_latest(checkpointer, like, set_aside=False)
     if restored is None:

@@ -75,3 +75,13 @@ def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
     assert done["torch compile bf16 autocast"]["x_eager"] == 2.5
     assert done["jaxgan bfloat16 rbg"]["x_eager"] == 20.0 and "jaxgan_lead" not in done["jaxgan bfloat16 rbg"]
     assert set(done["torch reduce-overhead (CUDA graphs)"]) == {"row", "precision", "skipped"}
+
+
+def test_bench_gives_a_jaxgan_row_for_each_d_pass_count_with_fewer_kernels_for_one(capsys):
+    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--compile-only"]
+    assert load_script("bench").main(argv) == 0
+    rows = {r["row"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    two, one = rows.pop("jaxgan float32 threefry2x32"), rows.pop("jaxgan float32 threefry2x32 one-d-pass")
+    assert not rows and one["step_kernels"] < two["step_kernels"]
+    # The same products over the same rows: XLA's FLOPs per step agree (the dropout draws differ in size only).
+    assert one["xla_flops_per_step"] == pytest.approx(two["xla_flops_per_step"], rel=0.02)

@@ -77,3 +77,23 @@ def test_disable_stops_writing_to_the_folder(tmp_path):
         compile_cache.disable()
     jax.jit(lambda x: x * 5.0 + 2.0).lower(jnp.float32(1)).compile()
     assert len(list((tmp_path / "xla").iterdir())) == written
+
+
+def test_a_second_enable_moves_the_cache_to_its_folder(tmp_path):
+    # JAX opens its cache once; an in-process run (train_jax's enable()) before bench.py's
+    # enable(fresh folder) kept writing to the first folder, and the warm compile found nothing.
+    import jax
+    import jax.numpy as jnp
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    try:
+        compile_cache.enable(first)
+        jax.jit(lambda x: x * 3.0 - 4.0).lower(jnp.float32(1)).compile()
+        in_first = len(list(first.iterdir()))
+        assert in_first >= 1
+        compile_cache.enable(second)
+        jax.jit(lambda x: x * 9.0 + 6.0).lower(jnp.float32(1)).compile()
+        assert len(list(second.iterdir())) >= 1
+        assert len(list(first.iterdir())) == in_first
+    finally:
+        compile_cache.disable()

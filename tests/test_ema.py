@@ -152,6 +152,10 @@ def test_the_params_of_the_best_fid_are_kept_and_named(ema_run):
     for name, params in (("g_params", at_best.g_params), ("d_params", at_best.d_params), ("g_ema_params", at_best.ema_params)):
         for x, y in zip(jax.tree.leaves(best[name]), jax.tree.leaves(params), strict=True):
             np.testing.assert_array_equal(x, y)
+    # As fit's init_params: a state built from them starts from them, G's EMA included.
+    started = step.create_train_state(gan, jax.random.key(1), **best)
+    for x, y in zip(jax.tree.leaves(best["g_ema_params"]), jax.tree.leaves(started.ema_params), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_the_best_is_the_lowest_finite_fid_first_of_equals():

@@ -91,12 +91,29 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert set(report["shares"]["cand"]) == {"seed_0", "seed_1", "seed_2", "seed_3"}
     assert "VERDICT" in capsys.readouterr().out
-    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6"]) == 0
+    png = tmp_path / "pictures" / "runs.png"
+    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6", "--plot", str(png)]) == 0
     assert json.loads(out.read_text())["window_test"]["epochs"] == [3, 6]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--test-epochs", "3..6"]) == 2
     assert "--test-epochs takes FIRST-LAST" in capsys.readouterr().err
     assert long_horizon.main([str(tmp_path / "nowhere"), "jaxgan"]) == 2
     assert "is neither a trainer" in capsys.readouterr().err
+
+
+def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_path, monkeypatch, capsys):
+    assert long_horizon.group_flags("jaxgan:--one-d-pass") == {"one_d_pass": True}
+    assert long_horizon.group_flags("jaxgan:--lr 1e-3 --dropout 0") == {"lr": 1e-3, "dropout": 0.0}
+    trained = []
+    monkeypatch.setattr(long_horizon, "train_group", lambda trainer, seeds, workdir, folder=None, **config: trained.append((trainer, folder, config)))
+    long_horizon.group("jaxgan:--one-d-pass", SEEDS, tmp_path, {"epochs": 2})
+    assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]
+    for bad, says in [("jaxgan:--one-d-pas", "unrecognized arguments: --one-d-pas"), ("jaxgan:--epochs 3", "--epochs is not a group's to set"),
+                      ("jaxgan:--dtype bfloat16", "--dtype is not a group's to set"), ("jaxgan:", "no flags after the colon")]:
+        assert long_horizon.main([bad, "jaxgan", "--workdir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: group {bad!r}: {says}; ") and err.count("\n") == 1
+    assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]  # nothing trained for a bad group
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxgan import data, losses
-from jaxgan.build import make_gan
+from jaxgan.build import gan_of_run, make_gan
 from jaxgan.config import JAX, Config, build_parser, from_flags
 from jaxgan.fit import fit, load_final_params
 from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
@@ -147,4 +147,11 @@ def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
     # Epoch 3 of the resumed run read D's stats from the checkpoint: its losses and weights match only if they were saved.
     final = [jax.tree.leaves(load_final_params(tmp_path / name)) for name in ("run", "whole")]
     for a, b in zip(*final, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The final params carry D's stats, and a state built from them (fit's init_params) starts from them.
+    saved = load_final_params(tmp_path / "whole")
+    gan = gan_of_run(json.loads((tmp_path / "whole" / "config.json").read_text()))
+    state = create_train_state(gan, jax.random.key(5), **saved)
+    assert jax.tree.leaves(saved["d_stats"]) and jax.tree.structure(saved["d_stats"]) == jax.tree.structure(state.d_stats)
+    for a, b in zip(jax.tree.leaves(saved["d_stats"]), jax.tree.leaves(state.d_stats), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -4,7 +4,7 @@
 the step, every RNG state and the run's settings. It is written to a temporary
 file whose sha256 goes into `epoch_NNNNNN.pt.sha256` before the file is renamed
 into place, so a checkpoint under its final name always has its digest, and one
-without a matching digest is never trusted. `jaxgan.loop.restore_latest` takes the
+without a matching digest is never trusted. `jaxgan.resume.restore_latest` takes the
 newest checkpoint that reads back intact.
 """
 
@@ -50,6 +50,9 @@ class Checkpointer:
         for old in self.epochs()[: -self.keep]:
             self._path(old).unlink(missing_ok=True)
             _digest_path(self._path(old)).unlink(missing_ok=True)
+
+    def wait(self) -> None:
+        """Nothing to wait for: `save` returns once the checkpoint is complete."""
 
     def restore(self, epoch: int, like: dict | None = None) -> tuple[dict, dict]:
         """(checkpoint dict, {"epoch", "step"}); raises when it is not intact."""
