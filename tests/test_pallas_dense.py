@@ -69,8 +69,8 @@ def test_a_slope_of_zero_is_refused():
         fused_dense(x, w, b, slope=0.0)
 
 
-def small_gan(dense):
-    config = Config(batch_size=24, g_features=(40, 24), d_features=(24, 20), latent_dim=8)
+def small_gan(dense, one_d_pass=False):
+    config = Config(batch_size=24, g_features=(40, 24), d_features=(24, 20), latent_dim=8, one_d_pass=one_d_pass)
     return make_gan(config, data_dim=100, dense=dense)
 
 
@@ -90,11 +90,12 @@ def test_params_of_one_path_work_in_the_other_and_give_the_same_outputs():
                                rtol=1e-5, atol=1e-5)
 
 
-def test_training_steps_with_pallas_equal_those_with_xla_for_the_same_seed():
+@pytest.mark.parametrize("one_d_pass", [False, True])  # --one-d-pass: D over both batches stacked, one dropout draw
+def test_training_steps_with_pallas_equal_those_with_xla_for_the_same_seed(one_d_pass):
     x_BxD = jax.random.uniform(jax.random.key(3), (24, 100), minval=-1, maxval=1)
     states = {}
     for dense in ("xla", "pallas"):
-        state = step.create_train_state(small_gan(dense), jax.random.key(0))
+        state = step.create_train_state(small_gan(dense, one_d_pass), jax.random.key(0))
         for _ in range(3):
             state, metrics = step.train_step(state, x_BxD)
         states[dense] = state
