@@ -16,20 +16,23 @@ from jaxgan.gan import GAN
 
 def make_gan(
     config: Config, data_dim: int = 784, dtype: jnp.dtype | None = None, precision=None,
-    image_shape: tuple[int, ...] = (28, 28), num_classes: int = 10,
+    image_shape: tuple[int, ...] = (28, 28), num_classes: int = 10, dense: str = "xla",
 ) -> GAN:
     """The GAN a `jaxgan.config.Config` describes (the article's by default).
 
-    `image_shape` matters for --arch dcgan only; `num_classes` for --conditional only.
+    `image_shape` matters for --arch dcgan only; `num_classes` for --conditional only;
+    `dense` ("xla" or "pallas", --dense) for --arch mlp only.
     """
     classes = num_classes if config.conditional else 0
+    if config.arch == "dcgan" and dense != "xla":
+        raise ConfigError(f"--dense {dense} fuses the MLP's dense layers and --arch dcgan has none to fuse; use --dense xla.")
     if config.arch == "dcgan":
         generator = DCGenerator(tuple(image_shape), config.dcgan_features, classes, dtype, precision)
         # No dropout: DCGAN's D has none (the article's 0.3 is for its MLP).
         discriminator = DCDiscriminator(tuple(image_shape), config.dcgan_features, classes, 0.0, dtype, precision)
     else:
-        generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes)
-        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes)
+        generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes, dense)
+        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes, dense)
     if config.spectral_norm:
         discriminator = SpectralNormed(discriminator)
     d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)

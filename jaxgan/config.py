@@ -23,6 +23,7 @@ BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
 
@@ -232,12 +233,16 @@ class Config:
 
 
 CONFIG_SETTINGS = of_fields(Config)
-# What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run.
+# What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run
+# ("dense" does not: a resume may switch it).
 FRAMEWORK_SETTINGS = (
     Setting("dtype", "float32", "--dtype", "matrix-product dtype; params and Adam state stay float32", str,
             choices=("float32", "bfloat16"), trainers=(JAX,), run=True),
     Setting("prng", "threefry2x32", "--prng", "JAX random-number implementation for noise, dropout and shuffling", str,
             choices=PRNG_IMPLS, trainers=(JAX,), run=True),
+    Setting("dense", "xla", "--dense",
+            "the MLPs' hidden layers: xla (XLA's fusions) or pallas (dense, bias, LeakyReLU and dropout as one Pallas "
+            "kernel each; the same maths and params; interpret mode on a CPU, slow)", str, choices=DENSE, trainers=(JAX,)),
     Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int,
             trainers=(JAX,)),
     Setting("coordinator_address", None, "--coordinator-address", "host:port of process 0, for a run of several processes", str,

@@ -42,6 +42,7 @@ def fit(
     init_params: dict | None = None,
     devices: int | None = None,
     per_step: bool | None = None,
+    dense: str = "xla",
 ) -> Path:
     """Trains the GAN `config` describes (or resumes it); returns the workdir.
 
@@ -54,6 +55,7 @@ def fit(
     `per_step`: one compiled call a step instead of one an epoch (`jaxgan.epochs.loop`, the
     same numbers); None chooses it for `--arch dcgan` on the CPU, where XLA runs convolutions
     about 10x slower inside the epoch's loop.
+    `dense`: "pallas" runs the MLPs' hidden layers as Pallas kernels (`jaxgan.pallas_dense`), the same maths.
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
@@ -61,14 +63,14 @@ def fit(
     image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
     # Before make_gan: a DCGAN of the wrong image size is refused in one sentence, not by its module.
     config.check_data_size(len(train), image_shape, None if gan is None else gan.d_steps)
-    article_like = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes)
+    article_like = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes, dense=dense)
     gan = gan or article_like
     init_key = jax.random.key(config.seed, impl=prng_impl)
     _check_gan(gan, image_shape, num_classes, init_key)
     mesh = parallel.data_mesh(config.batch_size, devices)
     custom = gan != article_like
     run_info = {
-        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl),
+        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
         "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
         "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": mesh.size, "processes": jax.process_count(),
         # A custom GAN is described by what it is, not by the config's research fields.

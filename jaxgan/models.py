@@ -13,6 +13,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
+from jaxgan.config import DENSE
+from jaxgan.pallas_dense import fused_dense
+
 
 def torch_linear_init(fan_in: int) -> nn.initializers.Initializer:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): nn.Linear's kaiming_uniform(a=sqrt(5)) and its bias init."""
@@ -34,14 +37,43 @@ class TorchDense(nn.Module):
     dtype: jnp.dtype | None = None
     precision: jax.lax.PrecisionLike = None
 
-    @nn.compact
-    def __call__(self, x_BxI: jax.Array) -> jax.Array:
+    def params_for(self, x_BxI: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """x, kernel and bias in the product dtype."""
         fan_in = x_BxI.shape[-1]
         init = torch_linear_init(fan_in)
         kernel_IxO = self.param("kernel", init, (fan_in, self.features), jnp.float32)
         bias_O = self.param("bias", init, (self.features,), jnp.float32)
-        x_BxI, kernel_IxO, bias_O = promote_dtype(x_BxI, kernel_IxO, bias_O, dtype=self.dtype)
+        return promote_dtype(x_BxI, kernel_IxO, bias_O, dtype=self.dtype)
+
+    @nn.compact
+    def __call__(self, x_BxI: jax.Array) -> jax.Array:
+        x_BxI, kernel_IxO, bias_O = self.params_for(x_BxI)
         return jnp.dot(x_BxI, kernel_IxO, precision=self.precision) + bias_O
+
+
+class FusedTorchDense(TorchDense):
+    """`TorchDense`, then LeakyReLU and optional dropout, as one Pallas kernel (`jaxgan.pallas_dense`);
+    the same params as `TorchDense`."""
+
+    @nn.compact
+    def __call__(self, x_BxI: jax.Array, keep_BxO: jax.Array | None = None, *, slope: float, rate: float = 0.0) -> jax.Array:
+        x_BxI, kernel_IxO, bias_O = self.params_for(x_BxI)
+        return fused_dense(x_BxI, kernel_IxO, bias_O, keep_BxO, slope=slope, rate=rate, precision=self.precision)
+
+
+class DropoutMask(nn.Module):
+    """The mask `nn.Dropout(rate)` draws (True: kept): named as that Dropout is, it draws the same one."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, shape: tuple[int, ...]) -> jax.Array:
+        return jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, shape)
+
+
+def check_dense(dense: str) -> None:
+    if dense not in DENSE:
+        raise ValueError(f"dense must be one of {', '.join(DENSE)}, got {dense!r}.")
 
 
 def _one_hot(labels_B: jax.Array | None, num_classes: int, dtype: jnp.dtype) -> jax.Array | None:
@@ -68,11 +100,16 @@ class Generator(nn.Module):
     dtype: jnp.dtype | None = None
     precision: jax.lax.PrecisionLike = None
     num_classes: int = 0
+    dense: str = "xla"  # "pallas": hidden layers as one Pallas kernel each (jaxgan.pallas_dense)
 
     @nn.compact
     def __call__(self, z_BxZ: jax.Array, labels_B: jax.Array | None = None) -> jax.Array:
+        check_dense(self.dense)
         h = with_labels(z_BxZ, labels_B, self.num_classes)
         for i, width in enumerate(self.features):
+            if self.dense == "pallas":
+                h = FusedTorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")(h, slope=0.2)
+                continue
             h = nn.leaky_relu(TorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")(h), 0.2)
         return jnp.tanh(TorchDense(self.out_dim, self.dtype, self.precision, name="out")(h)).astype(jnp.float32)
 
@@ -89,11 +126,20 @@ class Discriminator(nn.Module):
     dtype: jnp.dtype | None = None
     precision: jax.lax.PrecisionLike = None
     num_classes: int = 0
+    dense: str = "xla"  # "pallas": hidden layers as one Pallas kernel each (jaxgan.pallas_dense)
 
     @nn.compact
     def __call__(self, x_BxD: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
+        check_dense(self.dense)
         h = with_labels(x_BxD, labels_B, self.num_classes)
         for i, width in enumerate(self.features):
+            if self.dense == "pallas":
+                # Named as the XLA path's nn.Dropout: the same key, so the same mask.
+                drop = train and self.dropout > 0
+                keep_BxO = DropoutMask(self.dropout, name=f"Dropout_{i}")((h.shape[0], width)) if drop else None
+                layer = FusedTorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")
+                h = layer(h, keep_BxO, slope=0.2, rate=self.dropout if drop else 0.0)
+                continue
             h = nn.leaky_relu(TorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")(h), 0.2)
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
         return TorchDense(1, self.dtype, self.precision, name="out")(h)[:, 0].astype(jnp.float32)

