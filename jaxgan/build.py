@@ -32,7 +32,7 @@ def make_gan(
         discriminator = DCDiscriminator(tuple(image_shape), config.dcgan_features, classes, 0.0, dtype, precision)
     else:
         generator = Generator(tuple(config.g_features), data_dim, dtype, precision, classes, dense)
-        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes, dense)
+        discriminator = Discriminator(tuple(config.d_features), config.dropout, dtype, precision, classes, dense, config.dropout_bits)
     if config.spectral_norm:
         discriminator = SpectralNormed(discriminator)
     d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)

@@ -23,6 +23,7 @@ BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.dropout_keep)
 DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
@@ -151,6 +152,11 @@ class Config:
         False, "--one-d-pass", "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
         "one dropout draw over the stacked rows, not the article's random stream)", **_RESEARCH,
     )
+    dropout_bits: int = declare(
+        32, "--dropout-bits", "random bits per dropout decision in D: 32 (the article's: one float32 uniform a unit), 16 or 8 (a speed "
+        "option: half or a quarter of the random bits; keep probability rounded to a multiple of 2**-bits and scaled by its "
+        "exact value; not the article's random stream)", choices=DROPOUT_BITS, **_RESEARCH,
+    )
 
     @property
     def real_target(self) -> float:
@@ -179,6 +185,10 @@ class Config:
                 "--label-smoothing sets BCE targets; it applies to --d-loss bce with --g-loss non_saturating or minimax only.",
             ),
             (not (self.conditional and self.digit is not None), "--conditional learns every class; it cannot be combined with --digit."),
+            (
+                self.dropout_bits == 32 or (self.arch == "mlp" and self.dropout > 0),
+                f"--dropout-bits {self.dropout_bits} draws D's dropout masks and this D has no dropout (--arch dcgan or --dropout 0); leave it at 32.",
+            ),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
             (
                 self.eval_every is None or (self.data_dir is None and self.dataset == "mnist"),

@@ -6,6 +6,7 @@ Weights and biases start as PyTorch's `nn.Linear` starts them (uniform in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -61,14 +62,55 @@ class FusedTorchDense(TorchDense):
         return fused_dense(x_BxI, kernel_IxO, bias_O, keep_BxO, slope=slope, rate=rate, precision=self.precision)
 
 
+def keep_probability(rate: float, bits: int = 32) -> float:
+    """The chance a unit is kept by `keep_mask`: 1 - rate, or with fewer bits its nearest multiple of 2**-bits."""
+    return 1.0 - rate if bits == 32 else round((1.0 - rate) * 2**bits) / 2**bits
+
+
+def keep_mask(key: jax.Array, rate: float, shape: tuple[int, ...], bits: int = 32) -> jax.Array:
+    """A dropout mask (True: kept) from `bits` random bits a unit.
+
+    32: `nn.Dropout`'s own draw (one float32 uniform a unit). 16 or 8: each 32-bit word of
+    `jax.random.bits` is cut into 32 // bits fields, and a unit is kept when its field is
+    below keep_probability(rate, bits) * 2**bits: the random-number generator does a half or a
+    quarter of the work (with JAX's partitionable threefry a narrower `jax.random.bits`
+    still runs the generator once a unit).
+    """
+    if bits == 32:
+        return jax.random.bernoulli(key, 1.0 - rate, shape)
+    per_word, n = 32 // bits, math.prod(shape)
+    words_W = jax.random.bits(key, (-(-n // per_word),), jnp.uint32)
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits
+    fields = (words_W[:, None] >> shifts) & jnp.uint32(2**bits - 1)
+    threshold = round(keep_probability(rate, bits) * 2**bits)
+    return (fields.reshape(-1)[:n] < threshold).reshape(shape)
+
+
 class DropoutMask(nn.Module):
-    """The mask `nn.Dropout(rate)` draws (True: kept): named as that Dropout is, it draws the same one."""
+    """The mask `nn.Dropout(rate)` draws (True: kept): named as that Dropout is, it draws the same one.
+    With `bits` < 32, `keep_mask`'s narrower draw from the same key."""
 
     rate: float
+    bits: int = 32
 
     @nn.compact
     def __call__(self, shape: tuple[int, ...]) -> jax.Array:
-        return jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, shape)
+        return keep_mask(self.make_rng("dropout"), self.rate, shape, self.bits)
+
+
+class BitsDropout(nn.Module):
+    """`nn.Dropout` with `keep_mask`'s draw of `bits` random bits a unit; kept units are divided
+    by their exact keep probability, so the layer's mean is unchanged."""
+
+    rate: float
+    bits: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep = keep_mask(self.make_rng("dropout"), self.rate, x.shape, self.bits)
+        return jax.lax.select(keep, x / keep_probability(self.rate, self.bits), jnp.zeros_like(x))
 
 
 def check_dense(dense: str) -> None:
@@ -127,6 +169,11 @@ class Discriminator(nn.Module):
     precision: jax.lax.PrecisionLike = None
     num_classes: int = 0
     dense: str = "xla"  # "pallas": hidden layers as one Pallas kernel each (jaxgan.pallas_dense)
+    dropout_bits: int = 32  # random bits a dropout decision uses (keep_mask); 32: nn.Dropout's own draw
+
+    def _rate(self) -> float:
+        """The rate the fused layer divides by: 1 - keep_probability (the rate itself at 32 bits)."""
+        return self.dropout if self.dropout_bits == 32 else 1.0 - keep_probability(self.dropout, self.dropout_bits)
 
     @nn.compact
     def __call__(self, x_BxD: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -136,12 +183,15 @@ class Discriminator(nn.Module):
             if self.dense == "pallas":
                 # Named as the XLA path's nn.Dropout: the same key, so the same mask.
                 drop = train and self.dropout > 0
-                keep_BxO = DropoutMask(self.dropout, name=f"Dropout_{i}")((h.shape[0], width)) if drop else None
+                keep_BxO = DropoutMask(self.dropout, self.dropout_bits, name=f"Dropout_{i}")((h.shape[0], width)) if drop else None
                 layer = FusedTorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")
-                h = layer(h, keep_BxO, slope=0.2, rate=self.dropout if drop else 0.0)
+                h = layer(h, keep_BxO, slope=0.2, rate=self._rate() if drop else 0.0)
                 continue
             h = nn.leaky_relu(TorchDense(width, self.dtype, self.precision, name=f"hidden_{i}")(h), 0.2)
-            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            if self.dropout_bits == 32:
+                h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            else:
+                h = BitsDropout(self.dropout, self.dropout_bits, name=f"Dropout_{i}")(h, deterministic=not train)
         return TorchDense(1, self.dtype, self.precision, name="out")(h)[:, 0].astype(jnp.float32)
 
 

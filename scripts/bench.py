@@ -2,7 +2,7 @@
 
 Rows (each times the same step: one D update and one G update at --batch-size):
   jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass;
-                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense)
+                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense; --dropout-bits)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
   torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
@@ -23,6 +23,8 @@ shared machine are noisy: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import math
 import platform
@@ -34,7 +36,7 @@ import time
 import numpy as np
 
 from jaxgan import compile_cache, data, xla_stats
-from jaxgan.config import DENSE, Config
+from jaxgan.config import DENSE, DROPOUT_BITS, Config
 from jaxgan.flops import step_flops
 from torch_baseline.bench import TORCH_ROWS, bench_torch
 
@@ -64,6 +66,8 @@ def parse_args(argv):
                    help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each")
     p.add_argument("--dense", nargs="+", default=["xla"], choices=DENSE,
                    help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
+    p.add_argument("--dropout-bits", nargs="+", type=int, default=[32], choices=DROPOUT_BITS,
+                   help="random bits per dropout decision in D (--dropout-bits of train_jax.py); a jaxgan row each")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--cache-dir", default=None,
                    help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
@@ -74,23 +78,38 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def jax_row_name(dtype: str, prng: str, d_passes: str, dense: str) -> str:
-    """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas"."""
-    return f"jaxgan {dtype} {prng}" + " one-d-pass" * (d_passes == "one") + ("" if dense == "xla" else f" {dense}")
+@dataclasses.dataclass(frozen=True)
+class JaxRow:
+    """One jaxgan row: the product dtype, the random-number implementation and the speed options."""
+
+    dtype: str = "float32"
+    prng: str = "threefry2x32"
+    d_passes: str = "two"
+    dense: str = "xla"
+    dropout_bits: int = 32
+
+    @property
+    def name(self) -> str:
+        """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas", " 8-bit dropout"."""
+        return (f"jaxgan {self.dtype} {self.prng}" + " one-d-pass" * (self.d_passes == "one") + ("" if self.dense == "xla" else f" {self.dense}")
+                + ("" if self.dropout_bits == 32 else f" {self.dropout_bits}-bit dropout"))
+
+    def gan(self, batch_size: int):
+        from jaxgan.build import make_gan
+
+        config = Config(batch_size=batch_size, one_d_pass=self.d_passes == "one", dropout_bits=self.dropout_bits)
+        return make_gan(config, dtype=None if self.dtype == "float32" else self.dtype, dense=self.dense)
 
 
-def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: str, prng: str, d_passes: str = "two",
-                dense: str = "xla") -> dict:
+def compile_jax(images_NxD: np.ndarray, batch_size: int, precision: str, variant: JaxRow) -> dict:
     """The jaxgan row's compiled epoch, state and images on the device, and what XLA says of the program."""
     import jax
 
-    from jaxgan.build import make_gan
     from jaxgan.epochs import run as train_epoch
     from jaxgan.step import create_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        gan = make_gan(Config(batch_size=batch_size, one_d_pass=d_passes == "one"), dtype=None if dtype == "float32" else dtype, dense=dense)
-        state = create_train_state(gan, jax.random.key(0, impl=prng))
+        state = create_train_state(variant.gan(batch_size), jax.random.key(0, impl=variant.prng))
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
         start = time.perf_counter()
@@ -99,17 +118,17 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, dtype: str, precision: 
         hits = compile_cache.cache_hits() - hits
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
     return {
-        "row": jax_row_name(dtype, prng, d_passes, dense), "precision": dtype, "compile_s": compile_s, "cache_hits": hits,
+        "row": variant.name, "precision": variant.dtype, "compile_s": compile_s, "cache_hits": hits,
         "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
         **xla_stats.hlo_ops(compiled.as_text()),
         "_run": (compiled, state, images),
     }
 
 
-def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, dtype: str, precision: str, prng: str, d_passes: str, dense: str) -> dict:
+def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, precision: str, variant: JaxRow) -> dict:
     import jax
 
-    row = compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes, dense)
+    row = compile_jax(images_NxD, batch_size, precision, variant)
     compiled, state, images = row.pop("_run")
     epochs = math.ceil(steps / (len(images_NxD) // batch_size))
     state, _ = jax.block_until_ready(compiled(state, images))  # warm-up epoch
@@ -210,15 +229,15 @@ def or_failed(name: str, precision: str, run, *args) -> dict:
 
 
 def jax_row(run, *args) -> dict:
-    """A jaxgan row; a --dense pallas row that this device cannot lower fails alone."""
-    *_, dtype, _precision, prng, d_passes, dense = args
-    return run(*args) if dense == "xla" else or_failed(jax_row_name(dtype, prng, d_passes, dense), dtype, run, *args)
+    """A jaxgan row (`args` end with its JaxRow); a --dense pallas row that this device cannot lower fails alone."""
+    variant = args[-1]
+    return run(*args) if variant.dense == "xla" else or_failed(variant.name, variant.dtype, run, *args)
 
 
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [(dtype, prng, n, dense) for dtype in args.jax for prng in args.prng for n in args.d_passes for dense in args.dense]
+    variants = [JaxRow(*choice) for choice in itertools.product(args.jax, args.prng, args.d_passes, args.dense, args.dropout_bits)]
     if args.compile_only:
-        rows = [jax_row(compile_jax, images_NxD, args.batch_size, d, args.precision, p, n, f) for d, p, n, f in variants]
+        rows = [jax_row(compile_jax, images_NxD, args.batch_size, args.precision, v) for v in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
     import torch
@@ -231,7 +250,7 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
             continue
         # torch.compile needs a working toolchain: report and go on.
         rows.append(or_failed(TORCH_ROWS[row][0], TORCH_ROWS[row][1], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
-    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, d, args.precision, p, n, f) for d, p, n, f in variants]
+    rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, args.precision, v) for v in variants]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
@@ -239,7 +258,7 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
     result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
-              "dense": args.dense,
+              "dense": args.dense, "dropout_bits": args.dropout_bits,
               "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
           f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU measurement of issue 14 in one go, for a lent GPU with a time limit
-# (about 6 minutes on one H100/H200 before the --one-d-pass and --dense pallas rows and tests were added, not timed since;
+# (about 6 minutes on one H100/H200 before the --one-d-pass, --dense pallas and --dropout-bits rows and tests were added, not timed since;
 # results: one folder of at most 8 files, each small).
 #   OUT=results bash scripts/gpu_bench.sh            # the article's sizes
 #   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (CPU: ~10 minutes)
@@ -40,6 +40,9 @@ $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $STEPS --artic
   --torch $TORCH --d-passes two one --dense xla pallas --json "$OUT/bench_default.json" 2>>"$LOG" | tee "$OUT/bench.md"
 $PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $((STEPS / 2)) --precision highest \
   --torch eager --jax float32 --json "$OUT/bench_highest.json" 2>>"$LOG" | tee -a "$OUT/bench.md"
+#    Dropout masks from 32 (the article's) or 8 random bits a unit (--dropout-bits), both dtypes: a table in bench.md.
+$PY scripts/bench.py --batch-size $BATCH --images $IMAGES --steps $((STEPS / 2)) --precision default \
+  --torch --dropout-bits 32 8 --no-warm --json "$WORK/bench_dropout_bits.json" 2>>"$LOG" | tee -a "$OUT/bench.md"
 
 # The fused Pallas layer's tests through this GPU's lowering (a failure is logged, the rest still runs).
 { echo "== tests/test_pallas_dense.py on $(tail -1 "$OUT/device.txt")"; $PY -m pytest -q -p no:cacheprovider tests/test_pallas_dense.py 2>&1 \

@@ -11,6 +11,7 @@ def load_script(name: str):
     """Imports scripts/NAME.py as a module, so its main() runs in-process."""
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import does: dataclasses and pickle look the module up there
     spec.loader.exec_module(module)
     return module
 

@@ -89,13 +89,13 @@ def test_bench_gives_a_jaxgan_row_for_each_d_pass_count_with_fewer_kernels_for_o
 
 def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fails_alone(monkeypatch, capsys):
     bench = load_script("bench")
-    assert bench.jax_row_name("float32", "rbg", "two", "xla") == "jaxgan float32 rbg"  # the defaults: the names as before
-    assert bench.jax_row_name("bfloat16", "rbg", "one", "pallas") == "jaxgan bfloat16 rbg one-d-pass pallas"
+    assert bench.JaxRow("float32", "rbg").name == "jaxgan float32 rbg"  # the defaults: the names as before
+    assert bench.JaxRow("bfloat16", "rbg", "one", "pallas", 8).name == "jaxgan bfloat16 rbg one-d-pass pallas 8-bit dropout"
 
-    def compile_jax(images_NxD, batch_size, dtype, precision, prng, d_passes, dense):
-        if dense == "pallas" and d_passes == "one":
+    def compile_jax(images_NxD, batch_size, precision, variant):
+        if variant.dense == "pallas" and variant.d_passes == "one":
             raise RuntimeError("cannot lower\nmore")
-        return {"row": bench.jax_row_name(dtype, prng, d_passes, dense), "precision": dtype}
+        return {"row": variant.name, "precision": variant.dtype}
 
     monkeypatch.setattr(bench, "compile_jax", compile_jax)
     argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--dense", "xla", "pallas", "--compile-only"]
@@ -104,3 +104,11 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
     assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
                                         "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
     assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
+
+
+def test_bench_gives_a_jaxgan_row_for_each_dropout_bit_width_with_fewer_bytes_for_fewer_bits(capsys):
+    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--dropout-bits", "32", "8", "--compile-only"]
+    assert load_script("bench").main(argv) == 0
+    rows = {r["row"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    full, narrow = rows.pop("jaxgan float32 threefry2x32"), rows.pop("jaxgan float32 threefry2x32 8-bit dropout")
+    assert not rows and narrow["xla_bytes_per_step"] < full["xla_bytes_per_step"]
