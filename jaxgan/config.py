@@ -23,10 +23,16 @@ BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
-DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.dropout_keep)
+DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.keep_mask)
 DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
+
+
+def keep_probability(rate: float, bits: int = 32) -> float:
+    """The chance a dropout mask of `bits` random bits a unit keeps a unit (jaxgan.models.keep_mask):
+    1 - rate, or with fewer bits its nearest multiple of 2**-bits."""
+    return 1.0 - rate if bits == 32 else round((1.0 - rate) * 2**bits) / 2**bits
 
 
 class UserError(ValueError):
@@ -188,6 +194,11 @@ class Config:
             (
                 self.dropout_bits == 32 or (self.arch == "mlp" and self.dropout > 0),
                 f"--dropout-bits {self.dropout_bits} draws D's dropout masks and this D has no dropout (--arch dcgan or --dropout 0); leave it at 32.",
+            ),
+            (
+                self.dropout_bits == 32 or self.dropout == 0 or 0 < keep_probability(self.dropout, self.dropout_bits) < 1,
+                f"--dropout {self.dropout} with --dropout-bits {self.dropout_bits} rounds to a keep probability of "
+                f"{keep_probability(self.dropout, self.dropout_bits):g}; use more bits or a rate further from 0 and 1.",
             ),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
             (

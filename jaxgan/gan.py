@@ -16,6 +16,16 @@ from flax import linen as nn
 from jaxgan import losses
 
 
+# Module fields added after custom runs were saved, at their defaults: left out of a network's
+# description, so such runs still resume (their config.json's "model" predates the fields).
+_LATER_FIELDS_AT_DEFAULT = ("dense = 'xla'", "dropout_bits = 32")
+
+
+def _described(module: nn.Module) -> str:
+    """Flax's repr of a network without the lines of `_LATER_FIELDS_AT_DEFAULT`."""
+    return "\n".join(line for line in repr(module).splitlines() if line.strip() not in _LATER_FIELDS_AT_DEFAULT)
+
+
 @dataclasses.dataclass(frozen=True)
 class GAN:
     """Everything static about a run: the two networks, their optimisers and the losses.
@@ -84,7 +94,7 @@ class GAN:
         lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_tx_lr}, D {self.d_tx_lr}"
         optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"
         return (
-            f"G={self.generator!r}; D={self.discriminator!r}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
+            f"G={_described(self.generator)}; D={_described(self.discriminator)}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
             f"d_steps={self.d_steps}; optimisers={optimisers}"
             + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
-from jaxgan.config import DENSE
+from jaxgan.config import DENSE, keep_probability
 from jaxgan.pallas_dense import fused_dense
 
 
@@ -60,11 +60,6 @@ class FusedTorchDense(TorchDense):
     def __call__(self, x_BxI: jax.Array, keep_BxO: jax.Array | None = None, *, slope: float, rate: float = 0.0) -> jax.Array:
         x_BxI, kernel_IxO, bias_O = self.params_for(x_BxI)
         return fused_dense(x_BxI, kernel_IxO, bias_O, keep_BxO, slope=slope, rate=rate, precision=self.precision)
-
-
-def keep_probability(rate: float, bits: int = 32) -> float:
-    """The chance a unit is kept by `keep_mask`: 1 - rate, or with fewer bits its nearest multiple of 2**-bits."""
-    return 1.0 - rate if bits == 32 else round((1.0 - rate) * 2**bits) / 2**bits
 
 
 def keep_mask(key: jax.Array, rate: float, shape: tuple[int, ...], bits: int = 32) -> jax.Array:

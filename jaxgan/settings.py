@@ -52,7 +52,7 @@ class Setting:
         if value is None:
             return None
         if self.choices is not None and value not in self.choices:
-            return f"{self.label} must be one of {', '.join(self.choices)}, got {value!r}."
+            return f"{self.label} must be one of {', '.join(map(str, self.choices))}, got {value!r}."
         if self.must is not None and not self.must[1](value):
             return f"{self.label} must {self.must[0]}, got {value!r}."
         return None

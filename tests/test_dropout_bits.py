@@ -10,7 +10,8 @@ from flax import linen as nn
 
 from jaxgan.build import make_gan
 from jaxgan.config import Config, ConfigError
-from jaxgan.models import BitsDropout, Discriminator, keep_mask, keep_probability
+from jaxgan.gan import GAN
+from jaxgan.models import BitsDropout, Discriminator, Generator, keep_mask, keep_probability
 from jaxgan.step import create_train_state, train_step
 
 
@@ -43,11 +44,6 @@ def test_the_mask_keeps_units_at_its_keep_probability_without_correlation(bits):
 def test_32_bits_is_flax_s_own_dropout_draw():
     key = jax.random.key(5)
     np.testing.assert_array_equal(keep_mask(key, 0.3, (64, 32)), jax.random.bernoulli(key, 0.7, (64, 32)))
-    x = jnp.ones((64, 32))
-    d = Discriminator((32,), 0.3, dropout_bits=32)
-    params = d.init(jax.random.key(0), x, train=False)
-    flax_d = Discriminator((32,), 0.3)
-    assert d.apply(params, x, train=True, rngs={"dropout": key}).tolist() == flax_d.apply(params, x, train=True, rngs={"dropout": key}).tolist()
 
 
 def test_bits_dropout_divides_kept_units_by_their_exact_keep_probability():
@@ -73,6 +69,22 @@ def test_pallas_layers_draw_the_same_masks(bits):
     np.testing.assert_allclose(pallas.apply(params, x, train=True, rngs=rngs), xla.apply(params, x, train=True, rngs=rngs), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("one_d_pass", [False, True])
+def test_training_steps_with_fewer_bits_are_the_same_through_pallas_and_with_one_d_pass(one_d_pass):
+    config = Config(batch_size=24, g_features=(40, 24), d_features=(24, 20), latent_dim=8, one_d_pass=one_d_pass, dropout_bits=8)
+    x_BxD = jax.random.uniform(jax.random.key(3), (24, 100), minval=-1, maxval=1)
+    states = {}
+    for dense in ("xla", "pallas"):
+        state = create_train_state(make_gan(config, data_dim=100, dense=dense), jax.random.key(0))
+        for _ in range(3):
+            state, metrics = train_step(state, x_BxD)
+        assert np.isfinite(float(metrics["d_loss"]))
+        states[dense] = state
+    for got, want in zip(jax.tree.leaves((states["pallas"].g_params, states["pallas"].d_params)),
+                         jax.tree.leaves((states["xla"].g_params, states["xla"].d_params))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_a_step_with_fewer_bits_reads_fewer_bytes_and_trains():
     x = jax.random.uniform(jax.random.key(4), (200, 784), minval=-1.0, maxval=1.0)
     costs, losses = {}, {}
@@ -96,6 +108,22 @@ def test_a_d_without_dropout_refuses_fewer_bits_in_one_sentence(changes):
     with pytest.raises(ConfigError, match=r"^--dropout-bits 16 draws D's dropout masks and this D has no dropout .*; leave it at 32\.$"):
         Config(dropout_bits=16, **changes).validate()
     Config(dropout_bits=32, **changes).validate()
+
+
+@pytest.mark.parametrize("rate, bits, rounded", [(0.999, 8, 0), (0.001, 8, 1), (0.999999, 16, 0)])
+def test_a_rate_that_rounds_to_keeping_all_or_nothing_is_refused_in_one_sentence(rate, bits, rounded):
+    with pytest.raises(ConfigError, match=rf"^--dropout {rate} with --dropout-bits {bits} rounds to a keep probability of {rounded}; "
+                                          r"use more bits or a rate further from 0 and 1\.$"):
+        Config(dropout=rate, dropout_bits=bits).validate()
+    Config(dropout=rate, dropout_bits=32).validate()
+
+
+def test_a_custom_gan_s_description_is_the_one_saved_before_the_dense_and_bits_fields():
+    # config.json's "model" of custom runs saved before --dense and --dropout-bits: resume compares it.
+    before = "Generator(\n    # attributes\n    features = (256, 512, 1024)\n    out_dim = 784\n    dtype = None\n    precision = None\n    num_classes = 0\n)"
+    described = GAN(generator=Generator(), discriminator=Discriminator()).describe()
+    assert described.startswith(f"G={before}; D=Discriminator(") and "dense" not in described and "dropout_bits" not in described
+    assert "dropout_bits = 8" in GAN(generator=Generator(), discriminator=Discriminator(dropout_bits=8)).describe()
 
 
 def test_flax_dropout_is_still_what_the_article_s_d_runs():

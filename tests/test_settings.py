@@ -121,3 +121,13 @@ def test_multi_process_flags_default_to_their_environment_variables(monkeypatch)
     monkeypatch.setenv("JAX_PROCESS_ID", "first")
     with pytest.raises(ConfigError, match=r"^\$JAX_PROCESS_ID must be a whole number, got 'first'; fix or unset it\.$"):
         from_flags(JAX, args)
+
+
+def test_every_setting_with_choices_refuses_another_value_in_one_sentence():
+    from jaxgan.config import CONFIG_SETTINGS, FRAMEWORK_SETTINGS
+
+    with_choices = [s for s in (*CONFIG_SETTINGS, *FRAMEWORK_SETTINGS) if s.choices is not None]
+    assert {"arch", "dropout_bits", "dense"} <= {s.name for s in with_choices}
+    for setting in with_choices:
+        problem = setting.problem(object())
+        assert problem.startswith(f"{setting.label} must be one of {', '.join(map(str, setting.choices))}, got <object")
