@@ -69,9 +69,8 @@ def test_pallas_layers_draw_the_same_masks(bits):
     np.testing.assert_allclose(pallas.apply(params, x, train=True, rngs=rngs), xla.apply(params, x, train=True, rngs=rngs), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("one_d_pass", [False, True])
-def test_training_steps_with_fewer_bits_are_the_same_through_pallas_and_with_one_d_pass(one_d_pass):
-    config = Config(batch_size=24, g_features=(40, 24), d_features=(24, 20), latent_dim=8, one_d_pass=one_d_pass, dropout_bits=8)
+def test_training_steps_with_fewer_bits_are_the_same_through_pallas_with_one_d_pass():
+    config = Config(batch_size=24, g_features=(40, 24), d_features=(24, 20), latent_dim=8, one_d_pass=True, dropout_bits=8)
     x_BxD = jax.random.uniform(jax.random.key(3), (24, 100), minval=-1, maxval=1)
     states = {}
     for dense in ("xla", "pallas"):
@@ -86,10 +85,10 @@ def test_training_steps_with_fewer_bits_are_the_same_through_pallas_and_with_one
 
 
 def test_a_step_with_fewer_bits_reads_fewer_bytes_and_trains():
-    x = jax.random.uniform(jax.random.key(4), (200, 784), minval=-1.0, maxval=1.0)
+    x = jax.random.uniform(jax.random.key(4), (64, 784), minval=-1.0, maxval=1.0)
     costs, losses = {}, {}
     for bits in (32, 16, 8):
-        gan = make_gan(Config(batch_size=200, dropout_bits=bits))
+        gan = make_gan(Config(batch_size=64, g_features=(32,), d_features=(256, 128), latent_dim=8, dropout_bits=bits))
         state = create_train_state(gan, jax.random.key(0))
         compiled = train_step.lower(state, x).compile()
         cost = compiled.cost_analysis()
