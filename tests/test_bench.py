@@ -77,14 +77,20 @@ def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
     assert set(done["torch reduce-overhead (CUDA graphs)"]) == {"row", "precision", "skipped"}
 
 
-def test_bench_gives_a_jaxgan_row_for_each_d_pass_count_with_fewer_kernels_for_one(capsys):
-    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--compile-only"]
+@pytest.mark.parametrize(
+    "flag, values, option_row, saving",
+    [("--d-passes", ["two", "one"], "jaxgan float32 threefry2x32 one-d-pass", "step_kernels"),
+     ("--dropout-bits", ["32", "8"], "jaxgan float32 threefry2x32 8-bit dropout", "xla_bytes_per_step")],
+    ids=["one-d-pass: fewer kernels", "8-bit dropout: fewer bytes"],
+)
+def test_bench_gives_a_jaxgan_row_for_each_choice_of_a_speed_option_with_what_it_saves(flag, values, option_row, saving, capsys):
+    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", flag, *values, "--compile-only"]
     assert load_script("bench").main(argv) == 0
     rows = {r["row"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
-    two, one = rows.pop("jaxgan float32 threefry2x32"), rows.pop("jaxgan float32 threefry2x32 one-d-pass")
-    assert not rows and one["step_kernels"] < two["step_kernels"]
+    article, option = rows.pop("jaxgan float32 threefry2x32"), rows.pop(option_row)
+    assert not rows and option[saving] < article[saving]
     # The same products over the same rows: XLA's FLOPs per step agree (the dropout draws differ in size only).
-    assert one["xla_flops_per_step"] == pytest.approx(two["xla_flops_per_step"], rel=0.02)
+    assert option["xla_flops_per_step"] == pytest.approx(article["xla_flops_per_step"], rel=0.02)
 
 
 def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fails_alone(monkeypatch, capsys):
@@ -104,11 +110,3 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
     assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
                                         "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
     assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
-
-
-def test_bench_gives_a_jaxgan_row_for_each_dropout_bit_width_with_fewer_bytes_for_fewer_bits(capsys):
-    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--dropout-bits", "32", "8", "--compile-only"]
-    assert load_script("bench").main(argv) == 0
-    rows = {r["row"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
-    full, narrow = rows.pop("jaxgan float32 threefry2x32"), rows.pop("jaxgan float32 threefry2x32 8-bit dropout")
-    assert not rows and narrow["xla_bytes_per_step"] < full["xla_bytes_per_step"]
