@@ -196,7 +196,8 @@ class Config:
                 f"--dropout-bits {self.dropout_bits} draws D's dropout masks and this D has no dropout (--arch dcgan or --dropout 0); leave it at 32.",
             ),
             (
-                self.dropout_bits == 32 or self.dropout == 0 or 0 < keep_probability(self.dropout, self.dropout_bits) < 1,
+                # After the check above: a D without dropout was refused there.
+                self.dropout_bits == 32 or 0 < keep_probability(self.dropout, self.dropout_bits) < 1,
                 f"--dropout {self.dropout} with --dropout-bits {self.dropout_bits} rounds to a keep probability of "
                 f"{keep_probability(self.dropout, self.dropout_bits):g}; use more bits or a rate further from 0 and 1.",
             ),

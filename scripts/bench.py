@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from jaxgan import compile_cache, data, xla_stats
+from jaxgan import compile_cache, data, runs, xla_stats
 from jaxgan.config import DENSE, DROPOUT_BITS, Config
 from jaxgan.flops import step_flops
 from torch_baseline.bench import TORCH_ROWS, bench_torch
@@ -225,7 +225,7 @@ def or_failed(name: str, precision: str, run, *args) -> dict:
     try:
         return run(*args)
     except Exception as e:  # noqa: BLE001 - report and go on
-        return {"row": name, "precision": precision, "skipped": f"failed here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"}
+        return {"row": name, "precision": precision, "skipped": f"failed here ({runs.first_line(e)})"}
 
 
 def jax_row(run, *args) -> dict:
