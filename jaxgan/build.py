@@ -55,6 +55,7 @@ def make_gan(
         g_lr=config.g_lr,
         d_lr=config.d_lr,
         r1_weight=config.r1_weight,
+        r1_every=config.r1_every,
         one_d_pass=config.one_d_pass,
     )
 

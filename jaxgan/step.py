@@ -114,10 +114,11 @@ def discriminate(
     return (out[0], out[1]["batch_stats"]) if mutable else (out, None)
 
 
-def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None, d_stats=None):
+def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=None, gp_key=None, d_stats=None, step=None):
     """D's loss on a real and a fake batch (the fakes drawn for the real batch's labels), plus the
     gradient penalty when `gan.gp_weight` > 0 (then `gp_key` draws its mixing weights and dropout)
-    and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises).
+    and R1 when `gan.r1_weight` > 0 (through the real pass's dropout mask: the D it penalises; with
+    `gan.r1_every` = k > 1, only when `step` is divisible by k, k times as heavy).
     With `gan.one_d_pass`, one D call over both batches stacked (`_stacked_pass`) in place of two.
     Returns (loss, (metrics, d_stats as the real pass advanced them)); the other passes read `d_stats`."""
     if gan.one_d_pass:
@@ -136,7 +137,14 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
         critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)  # noqa: E731
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
     if gan.r1_weight:
-        loss = loss + gan.r1_weight * losses.r1_penalty(real_critic, x_real_BxD)
+        r1 = lambda: gan.r1_weight * gan.r1_every * losses.r1_penalty(real_critic, x_real_BxD)  # noqa: E731
+        if gan.r1_every == 1:
+            loss = loss + r1()
+        elif step is None:
+            raise ValueError(f"this GAN applies R1 every {gan.r1_every} steps (r1_every); pass step, the number of this step.")
+        else:
+            # Lazy R1: the other steps skip the penalty's double backward pass at run time.
+            loss = loss + jax.lax.cond(step % gan.r1_every == 0, r1, lambda: jnp.zeros((), loss.dtype))
     return loss, ({"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}, new_stats)
 
 
@@ -168,7 +176,7 @@ def d_update(state: TrainState, x_real_BxD, z_BxZ, dropout_key, labels_B=None, g
     # The article does not detach G(z) here; D's gradients are the same either way.
     x_fake_BxD = jax.lax.stop_gradient(generate(gan, state.g_params, z_BxZ, labels_B))
     (d_loss, (d_metrics, d_stats)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-        state.d_params, gan, x_real_BxD, x_fake_BxD, dropout_key, labels_B, gp_key, state.d_stats
+        state.d_params, gan, x_real_BxD, x_fake_BxD, dropout_key, labels_B, gp_key, state.d_stats, state.step
     )
     d_updates, d_opt_state = gan.d_tx.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)

@@ -1,6 +1,7 @@
 """Issue 15's regularisers: separate learning rates for G and D, the R1 penalty on real images and
 spectral normalisation of D's layers, each off by default (the article's step)."""
 
+import functools
 import json
 
 import jax
@@ -155,3 +156,35 @@ def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
     assert jax.tree.leaves(saved["d_stats"]) and jax.tree.structure(saved["d_stats"]) == jax.tree.structure(state.d_stats)
     for a, b in zip(jax.tree.leaves(saved["d_stats"]), jax.tree.leaves(state.d_stats), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lazy_r1_adds_k_times_the_penalty_on_every_kth_step_and_nothing_between(mnist):
+    plain, lazy, every = make_gan(small()), make_gan(small(r1_weight=10.0, r1_every=4)), make_gan(small(r1_weight=40.0))
+    state = create_train_state(plain, jax.random.key(0))
+    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    key = jax.random.key(2)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def loss_and_grads(gan_index, step):  # the step traced, as in train_step: lax.cond picks the branch at run time
+        gan = (plain, lazy, every)[gan_index]
+        return jax.value_and_grad(lambda p: d_loss_fn(p, gan, x_real, x_fake, key, step=step)[0])(state.d_params)
+
+    base, base_grads = loss_and_grads(0, 0)
+    heavy, heavy_grads = loss_and_grads(2, 0)
+    assert float(heavy) > float(base) + 1e-3
+    for step in (0, 4, 8, 1, 2, 7):
+        loss, grads = loss_and_grads(1, step)
+        want, want_grads = (heavy, heavy_grads) if step % 4 == 0 else (base, base_grads)
+        assert float(loss) == pytest.approx(float(want), rel=1e-6), step
+        for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="applies R1 every 4 steps"):
+        d_loss_fn(state.d_params, lazy, x_real, x_fake, key)
+    assert "r1_weight=10.0 every 4 steps" in lazy.describe() and "every" not in make_gan(small(r1_weight=10.0)).describe()
+
+
+def test_r1_every_without_r1_is_refused_in_one_sentence():
+    with pytest.raises(Exception, match=r"--r1-every 16 spaces out the R1 penalty and there is none \(--r1-weight 0\)"):
+        small(r1_every=16).validate()
+    assert small(r1_weight=1.0, r1_every=16).validate().r1_every == 16
