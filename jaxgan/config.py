@@ -126,7 +126,7 @@ class Config:
     )
     r1_every: int = declare(
         1, "--r1-every", "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
-        "2020: 16): about the pull of R1 on every step at a fraction of its cost", must=("be at least 1 (1: every step)", lambda v: v >= 1),
+        "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)", must=("be at least 1 (1: every step)", lambda v: v >= 1),
         **_RESEARCH,
     )
     spectral_norm: bool = declare(
@@ -205,10 +205,6 @@ class Config:
                 self.dropout_bits == 32 or 0 < keep_probability(self.dropout, self.dropout_bits) < 1,
                 f"--dropout {self.dropout} with --dropout-bits {self.dropout_bits} rounds to a keep probability of "
                 f"{keep_probability(self.dropout, self.dropout_bits):g}; use more bits or a rate further from 0 and 1.",
-            ),
-            (
-                self.r1_every == 1 or self.r1_weight > 0,
-                f"--r1-every {self.r1_every} spaces out the R1 penalty and there is none (--r1-weight 0); set --r1-weight or leave --r1-every at 1.",
             ),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
             (

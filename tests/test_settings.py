@@ -98,7 +98,7 @@ def test_the_run_defining_settings_are_the_ones_runs_were_saved_with():
         "framework", "model", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
         "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
         "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2", "ema_decay", "ema_start",
-        "g_lr", "d_lr", "r1_weight", "spectral_norm", "one_d_pass", "dropout_bits",
+        "g_lr", "d_lr", "r1_weight", "r1_every", "spectral_norm", "one_d_pass", "dropout_bits",
     }
     assert runs.RUN_DEFAULTS["beta1"] == 0.9 and runs.RUN_DEFAULTS["model"] is None and runs.RUN_DEFAULTS["gp_weight"] == 0.0
 
