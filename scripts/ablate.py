@@ -49,6 +49,10 @@ VARIANTS = {
     ),
     "dcgan-sn": ({"arch": "dcgan", "spectral_norm": True}, "the DCGAN with spectral norm on D"),
     "dcgan-r1": ({"arch": "dcgan", "r1_weight": 1.0}, "the DCGAN with the R1 penalty (gamma 1)"),
+    "dcgan-lazy-r1": ({"arch": "dcgan", "r1_weight": 1.0, "r1_every": 16}, "the DCGAN with lazy R1 (gamma 1 on every 16th step, 16 times as heavy)"),
+    "dcgan-ema-lazy-r1": (
+        {"arch": "dcgan", "ema_decay": 0.999, "r1_weight": 1.0, "r1_every": 16}, "the DCGAN with lazy R1, sampled from G's EMA (decay 0.999)"
+    ),
     "dcgan-ttur": ({"arch": "dcgan", "g_lr": 1e-4, "d_lr": 4e-4}, "the DCGAN with two time-scale learning rates (G 1e-4, D 4e-4)"),
     "recipe": (
         {"arch": "dcgan", "ema_decay": 0.999, "spectral_norm": True, "g_lr": 1e-4, "d_lr": 4e-4},
