@@ -39,7 +39,7 @@ class GAN:
     `num_classes` > 0 makes the GAN conditional: both networks get `labels_B` (ints).
     `gp_weight` adds that multiple of the WGAN-GP gradient penalty to D's loss;
     `r1_weight` gamma adds gamma/2 E||grad_x D(x)||^2 on the real batch (R1); with `r1_every` k > 1,
-    on steps divisible by k only, times k (lazy R1);
+    on steps divisible by k only (every D update of such a step), times k (lazy R1);
     `d_steps` D updates, each on its own batch, precede every G update.
     `g_lr`/`d_lr`, when given, replace `lr` for that network's Adam;
     `g_optimizer`/`d_optimizer` replace Adam(lr, beta1, beta2) when given.
@@ -82,7 +82,7 @@ class GAN:
             (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
             (0 <= self.ema_decay < 1 and self.ema_start >= 0, f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}."),
             (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
-            (self.r1_every >= 1, f"GAN.r1_every must be at least 1, got {self.r1_every}."),
+            (isinstance(self.r1_every, int) and self.r1_every >= 1, f"GAN.r1_every must be a whole number, at least 1, got {self.r1_every!r}."),
             (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
             (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
         ]

@@ -186,3 +186,38 @@ def test_lazy_r1_adds_k_times_the_penalty_on_every_kth_step_and_nothing_between(
     assert "every" not in make_gan(small(r1_weight=10.0)).describe()
     assert make_gan(small(r1_every=4)).describe() == plain.describe()
 
+
+def test_a_lazy_r1_step_is_the_heavy_step_every_kth_step_and_the_plain_one_between(mnist):
+    """Through train_step, with two D updates a step: the step counter picks the branch, and XLA keeps a
+    conditional (not a select that would compute the penalty every step)."""
+    two = dict(d_steps=2, subset=64)
+    plain, lazy, heavy = (make_gan(small(**two, **c)) for c in ({}, {"r1_weight": 1.0, "r1_every": 3}, {"r1_weight": 3.0}))
+    x_KxBxD = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:64])).reshape(2, 32, -1)
+    state = create_train_state(lazy, jax.random.key(0))
+    assert "conditional" in train_step.lower(state, x_KxBxD).compile().as_text()
+    for step, want in ((0, heavy), (1, plain), (3, heavy)):
+        at = state.replace(step=jnp.asarray(step, jnp.int32))
+        got = train_step(jax.tree.map(jnp.copy, at), x_KxBxD)[0].d_params
+        other = plain if want is heavy else heavy
+        expected = train_step(jax.tree.map(jnp.copy, at.replace(gan=want)), x_KxBxD)[0].d_params
+        wrong = train_step(jax.tree.map(jnp.copy, at.replace(gan=other)), x_KxBxD)[0].d_params
+        for g, e, w in zip(jax.tree.leaves(got), jax.tree.leaves(expected), jax.tree.leaves(wrong)):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
+        assert max(float(jnp.abs(g - w).max()) for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(wrong))) > 1e-5, step
+
+
+def test_lazy_r1_takes_a_discriminator_with_bfloat16_logits():
+    import flax.linen as nn
+
+    from jaxgan.gan import GAN
+
+    class BF16Critic(nn.Module):  # a custom D whose logits stay bfloat16 (jaxgan's own cast theirs to float32)
+        @nn.compact
+        def __call__(self, x_BxD, *, train):
+            return nn.Dense(1, dtype=jnp.bfloat16)(x_BxD)[:, 0]
+
+    gan = GAN(make_gan(small()).generator, BF16Critic(), latent_dim=16, r1_weight=1.0, r1_every=2)
+    state = create_train_state(gan, jax.random.key(0))
+    x_BxD = jax.random.uniform(jax.random.key(1), (8, 784), minval=-1, maxval=1)
+    losses_by_step = [float(d_loss_fn(state.d_params, gan, x_BxD, -x_BxD, None, step=jnp.asarray(s))[0]) for s in (0, 1)]
+    assert np.all(np.isfinite(losses_by_step)) and losses_by_step[0] > losses_by_step[1]
