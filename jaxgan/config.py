@@ -126,8 +126,8 @@ class Config:
     )
     r1_every: int = declare(
         1, "--r1-every", "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
-        "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)", must=("be at least 1 (1: every step)", lambda v: v >= 1),
-        **_RESEARCH,
+        "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)",
+        must=("be at least 1 (1: every step)", lambda v: v >= 1), **_RESEARCH,
     )
     spectral_norm: bool = declare(
         False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH

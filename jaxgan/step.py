@@ -144,8 +144,9 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
             raise ValueError(f"this GAN applies R1 every {gan.r1_every} steps (r1_every); pass step, the number of this step.")
         else:
             # Lazy R1: the other steps skip the penalty's double backward pass at run time. Both branches in
-            # the type `loss + r1()` would have (R1 takes the images' dtype; a custom D's logits may be bfloat16).
-            dtype = jnp.result_type(loss, jax.eval_shape(r1).dtype)
+            # the type `loss + r1()` would have (R1, a gradient in the images, takes their dtype; a custom
+            # D's logits, and so the loss, may be bfloat16).
+            dtype = jnp.result_type(loss, x_real_BxD)
             loss = loss + jax.lax.cond(step % gan.r1_every == 0, lambda: r1().astype(dtype), lambda: jnp.zeros((), dtype))
     return loss, ({"d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B))}, new_stats)
 
