@@ -27,6 +27,11 @@ def test_readme_python_blocks_are_the_ones_these_tests_run():
     assert not [page.name for page in PAGES[1:] if page.name != "library.md" and python_blocks(page)]
 
 
+def test_readme_gives_the_test_command_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci == "bash setup.sh && .venv/bin/python -m pytest -q" and f"\n{ci}\n" in (ROOT / "README.md").read_text()
+
+
 def test_library_epoch_example_runs(capsys):
     blocks = python_blocks(ROOT / "docs" / "library.md")
     assert blocks, "docs/library.md lost its example"

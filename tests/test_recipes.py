@@ -141,3 +141,16 @@ def test_ablate_trains_the_recipes_as_the_files_define_them_with_its_own_budget(
         changes = variants[variant][0]
         table = tomllib.loads((RECIPES / f"{name}.toml").read_text())
         assert changes == {k: v for k, v in table.items() if k not in ("epochs", "batch_size")} | {"recipe": name}
+
+
+def test_a_recipe_run_resumes_with_the_recipe_or_its_settings_spelled_out_and_not_without_them():
+    from jaxgan import runs
+
+    def record(config: Config) -> dict:
+        return config.run_record(JAX, dtype="float32", prng="threefry2x32")
+
+    saved = record(parse(["--recipe", "unconditional"]))
+    runs.check_same_run(saved, record(parse(["--recipe", "unconditional", "--epochs", "50"])))
+    runs.check_same_run(saved, record(parse(flags_of(tomllib.loads((RECIPES / "unconditional.toml").read_text())))))
+    with pytest.raises(ConfigError, match="has batch_size=50, this command has 6000; use the same --batch-size or another --workdir"):
+        runs.check_same_run(saved, record(parse([])))
