@@ -11,10 +11,14 @@ import argparse
 import dataclasses
 import math
 import os
+from pathlib import Path
 from typing import Any
 
-from jaxgan.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, Setting, declare, of_fields
+from jaxgan.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, ConfigError, Setting, UserError, declare, of_fields
 from jaxgan.settings import build_parser as _build_parser
+from jaxgan.settings import read_recipe as _read_recipe
+
+__all__ = ["Config", "ConfigError", "UserError", "read_recipe"]  # UserError and ConfigError live in jaxgan.settings
 
 # jaxgan.losses names its functions d_<name> and g_<name> and builds its tables from these.
 D_LOSSES = ("bce", "least_squares", "hinge", "wasserstein")
@@ -27,21 +31,14 @@ DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models
 DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
+RECIPES = Path(__file__).parent / "recipes"  # the named recipes, NAME.toml (package data)
+RECIPE_NAMES = tuple(sorted(p.stem for p in RECIPES.glob("*.toml")))
 
 
 def keep_probability(rate: float, bits: int = 32) -> float:
     """The chance a dropout mask of `bits` random bits a unit keeps a unit (jaxgan.models.keep_mask):
     1 - rate, or with fewer bits its nearest multiple of 2**-bits."""
     return 1.0 - rate if bits == 32 else round((1.0 - rate) * 2**bits) / 2**bits
-
-
-class UserError(ValueError):
-    """Bad input from the user (a flag, a file, a workdir): the message is one sentence
-    saying what is wrong and what to do; scripts print it and exit with code 2."""
-
-
-class ConfigError(UserError):
-    """A configuration value is out of range; the message says what is allowed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +99,10 @@ class Config:
     keep_checkpoints: int = declare(3, "--keep-checkpoints", "how many of the newest checkpoints to keep", must=("be at least 1", lambda v: v >= 1))
     resume: bool = declare(False, "--resume", "continue the run in --workdir from its newest intact checkpoint, up to --epochs")
     overwrite: bool = declare(False, "--overwrite", "start a new run in a workdir that already holds one (its files are replaced)")
+    recipe: str | None = declare(
+        None, "--recipe", f"start from a recipe's settings: {', '.join(RECIPE_NAMES)} (jaxgan/recipes/) or a .toml file; flags given override them",
+        must=(f"be {' or '.join(RECIPE_NAMES)} (jaxgan/recipes/), or a .toml file", lambda v: v in RECIPE_NAMES or v.endswith(".toml")),
+    )
     eval_every: int | None = declare(
         None, "--eval-every", "add FID and the other sample-quality figures to metrics.jsonl every k epochs",
         must=("be at least 1 epoch", lambda v: v >= 1), trainers=(JAX,),
@@ -252,6 +253,11 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_recipe(cls, recipe: str, **changes: Any) -> Config:
+        """The validated Config of a recipe (see `read_recipe`) with `changes` over its values."""
+        return cls(**{**read_recipe(recipe), **changes, "recipe": recipe}).validate()
+
+    @classmethod
     def from_dict(cls, saved: dict) -> Config:
         """The Config a run's config.json describes (extra keys such as "framework" are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -294,7 +300,12 @@ RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 def build_parser(trainer: str, description: str, default_workdir: str) -> argparse.ArgumentParser:
     """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`."""
-    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir})
+    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir}, read_recipe)
+
+
+def read_recipe(recipe: str) -> dict[str, Any]:
+    """The Config values of a named recipe (RECIPES/NAME.toml) or of a .toml file; ConfigError naming the file and key."""
+    return _read_recipe(recipe, RECIPES, CONFIG_SETTINGS)
 
 
 def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:

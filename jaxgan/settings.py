@@ -1,6 +1,6 @@
 """A setting is declared once, as one `Setting`: its flag, help, check, which trainers take it
 and whether a resumed run must match it. jaxgan.config holds the declarations; the parsers,
-the checks, the refusals and the resume check are derived from them.
+the checks, the refusals, the resume check and the reading of recipe files are derived from them.
 
 Pure Python: torch_baseline imports it without pulling in JAX.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 JAX, TORCH = "jax", "torch"  # the trainers, as config.json's "framework" names them
@@ -18,6 +20,15 @@ OWNER = {JAX: "jaxgan", TORCH: "torch_baseline"}
 SCRIPT = {JAX: "scripts/train_jax.py", TORCH: "scripts/train_torch.py"}
 RESEARCH = "research options (jaxgan only)"
 _AS_DEFAULT = object()
+
+
+class UserError(ValueError):
+    """Bad input from the user (a flag, a file, a workdir): the message is one sentence
+    saying what is wrong and what to do; scripts print it and exit with code 2."""
+
+
+class ConfigError(UserError):
+    """A configuration value is out of range; the message says what is allowed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +58,16 @@ class Setting:
     def resume_default(self) -> Any:
         return self.default if self.older is _AS_DEFAULT else self.older
 
-    def problem(self, value: Any) -> str | None:
-        """One sentence saying why `value` is not allowed, or None (None, i.e. unset, always is)."""
+    def problem(self, value: Any, label: str | None = None) -> str | None:
+        """One sentence saying why `value` is not allowed, or None (None, i.e. unset, always is);
+        `label` names the setting in it in place of its flag."""
+        label = label or self.label
         if value is None:
             return None
         if self.choices is not None and value not in self.choices:
-            return f"{self.label} must be one of {', '.join(map(str, self.choices))}, got {value!r}."
+            return f"{label} must be one of {', '.join(map(str, self.choices))}, got {value!r}."
         if self.must is not None and not self.must[1](value):
-            return f"{self.label} must {self.must[0]}, got {value!r}."
+            return f"{label} must {self.must[0]}, got {value!r}."
         return None
 
     def not_for(self, trainer: str, value: Any) -> str | None:
@@ -91,10 +104,63 @@ def of_fields(cls) -> tuple[Setting, ...]:
     )
 
 
-def build_parser(settings: tuple[Setting, ...], trainer: str, description: str, defaults: dict) -> argparse.ArgumentParser:
+_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def read_recipe(recipe: str, folder: Path, settings: tuple[Setting, ...]) -> dict[str, Any]:
+    """The values of `recipe`, a name (folder/NAME.toml) or a .toml file; its keys are the settings'
+    names, as in config.json, each value checked by its declaration. ConfigError in one sentence
+    naming the file and the key."""
+    if problem := next(s for s in settings if s.name == "recipe").problem(recipe):
+        raise ConfigError(problem)
+    path = Path(recipe) if recipe.endswith(".toml") else folder / f"{recipe}.toml"
+    try:
+        table = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"recipe {path} cannot be read ({e.strerror}); give an existing .toml file.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"recipe {path} is not valid TOML ({e}); fix it.") from None
+    declared = {s.name: s for s in settings if s.flag}
+    values = {}
+    for key, value in table.items():
+        if key not in declared:
+            raise ConfigError(f"{key} in {path} is not a setting a recipe can hold; use config.json's names, e.g. batch_size for --batch-size.")
+        kind = declared[key].type or bool
+        # TOML has its own types: a whole number may stand for a float, a bool for nothing else.
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
+            raise ConfigError(f"{key} in {path} must be {_KINDS[kind]}, got {value!r}.")
+        if problem := declared[key].problem(kind(value), label=f"{key} in {path}"):
+            raise ConfigError(problem)
+        values[key] = kind(value)
+    return values
+
+
+class Parser(argparse.ArgumentParser):
+    """Reads --recipe first: its values fill the namespace before the flags are parsed, so a flag
+    given on the command line wins over the recipe, and the recipe over the declared default."""
+
+    def __init__(self, *args, read_recipe: Callable[[str], dict], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_recipe = read_recipe
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed = super().parse_known_args(args, namespace)
+        if getattr(parsed[0], "recipe", None) is None:
+            return parsed
+        try:
+            values = self.read_recipe(parsed[0].recipe)
+        except ConfigError as e:
+            self.error(str(e))
+        return super().parse_known_args(args, argparse.Namespace(**values))
+
+
+def build_parser(
+    settings: tuple[Setting, ...], trainer: str, description: str, defaults: dict, read_recipe: Callable[[str], dict]
+) -> argparse.ArgumentParser:
     """`trainer`'s flags, in declaration order and sections; the other trainers' flags are parsed but hidden,
-    so that they can be refused in one sentence. `defaults` replaces declared defaults (the workdir)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    so that they can be refused in one sentence. `defaults` replaces declared defaults (the workdir);
+    `read_recipe(--recipe's value)` gives the values a recipe sets."""
+    parser = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter, read_recipe=read_recipe)
     sections = {None: parser}
     for s in settings:
         if s.flag is None:

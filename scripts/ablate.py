@@ -22,8 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan.config import Config, ConfigError
+from jaxgan.config import Config, ConfigError, read_recipe
 from jaxgan.runs import run_cli
+
+
+def recipe_of(name: str) -> dict:
+    """A recipe's settings (jaxgan/recipes/NAME.toml, the one definition) but its budget, which --epochs
+    and --batch-size give; config.json records the recipe's name."""
+    return {k: v for k, v in read_recipe(name).items() if k not in ("epochs", "batch_size")} | {"recipe": name}
+
 
 # name -> (Config changes, what it is). WGAN-GP and DCGAN use their papers' Adam betas; WGAN-GP's
 # critic has no dropout (its penalty is on the gradient of one deterministic function).
@@ -44,15 +51,12 @@ VARIANTS = {
     "dcgan-conditional": ({"arch": "dcgan", "conditional": True}, "the DCGAN given one-hot labels"),
     # Each ingredient of the recipe alone on the DCGAN, then together (issue 15).
     "dcgan-ema": ({"arch": "dcgan", "ema_decay": 0.999}, "the DCGAN, sampled from G's EMA (decay 0.999)"),
-    "dcgan-conditional-ema": (
-        {"arch": "dcgan", "conditional": True, "ema_decay": 0.999}, "the conditional DCGAN, sampled from G's EMA (decay 0.999)"
-    ),
+    # The two recipes (docs/research.md).
+    "dcgan-conditional-ema": (recipe_of("conditional"), "the conditional recipe: the conditional DCGAN, sampled from G's EMA"),
     "dcgan-sn": ({"arch": "dcgan", "spectral_norm": True}, "the DCGAN with spectral norm on D"),
     "dcgan-r1": ({"arch": "dcgan", "r1_weight": 1.0}, "the DCGAN with the R1 penalty (gamma 1)"),
     "dcgan-lazy-r1": ({"arch": "dcgan", "r1_weight": 1.0, "r1_every": 16}, "the DCGAN with lazy R1 (gamma 1 on every 16th step, 16 times as heavy)"),
-    "dcgan-ema-lazy-r1": (
-        {"arch": "dcgan", "ema_decay": 0.999, "r1_weight": 1.0, "r1_every": 16}, "the DCGAN with lazy R1, sampled from G's EMA (decay 0.999)"
-    ),
+    "dcgan-ema-lazy-r1": (recipe_of("unconditional"), "the unconditional recipe: the DCGAN with lazy R1, sampled from G's EMA"),
     "dcgan-ttur": ({"arch": "dcgan", "g_lr": 1e-4, "d_lr": 4e-4}, "the DCGAN with two time-scale learning rates (G 1e-4, D 4e-4)"),
     "recipe": (
         {"arch": "dcgan", "ema_decay": 0.999, "spectral_norm": True, "g_lr": 1e-4, "d_lr": 4e-4},

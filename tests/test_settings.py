@@ -11,7 +11,7 @@ from jaxgan import runs
 from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError, build_parser, from_flags
 from jaxgan.settings import OWNER, SCRIPT, Setting
 
-CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere"], tuple: [(8,), (8, 16)]}
+CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere", "conditional"], tuple: [(8,), (8, 16)]}
 
 
 def example(s: Setting):
