@@ -164,13 +164,3 @@ def d_loss_named(kind: str, real_target: float = 1.0, fake_target: float = 0.0) 
 def g_loss_named(kind: str, real_target: float = 1.0, fake_target: float = 0.0) -> Callable:
     """G_LOSSES[kind], with the BCE target bound where it reads one."""
     return _named(G_LOSSES, "generator", kind, real_target, fake_target)
-
-
-discriminator_loss = d_bce
-
-
-def generator_loss(
-    fake_logits_B: jax.Array, kind: str = "non_saturating", real_target: float = 1.0, fake_target: float = 0.0
-) -> jax.Array:
-    """G_LOSSES[kind] on D(G(z)); the targets reach only the two BCE losses, which read them."""
-    return g_loss_named(kind, real_target, fake_target)(fake_logits_B)

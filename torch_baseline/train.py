@@ -19,8 +19,6 @@ from jaxgan.config import Config, ConfigError
 from torch_baseline.checkpoint import Checkpointer
 from torch_baseline.model import Discriminator, Generator
 
-LOADERS = ("article", "device")
-
 
 class ArticleDataset(torch.utils.data.Dataset):
     """The article's per-image path: ToTensor() then Normalize((.5,), (.5,)) then flatten, one image at a time."""
