@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxgan import files, reporting
+from jaxgan import files, reporting, stops
 from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
 
 # What a resumed run must match: which framework trained it, a custom GAN's description, and the
@@ -24,7 +24,7 @@ from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
 RUN_FIELDS = ("framework", "model", *RUN_SETTINGS)
 RUN_DEFAULTS = {"model": None} | {name: s.resume_default for name, s in RUN_SETTINGS.items()}
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, stops.EXIT_CODES[signal.SIGINT]
 
 
 class CheckpointError(UserError):
@@ -40,7 +40,11 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(Exception):
-    """Ctrl-C: a checkpoint was saved and the run stopped."""
+    """SIGINT (Ctrl-C) or SIGTERM (preemption): a checkpoint was saved and the run stopped."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
 def first_line(e: Exception) -> str:
@@ -185,22 +189,32 @@ def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
 
 
 class StopFlag:
-    """Turns SIGINT into a flag the loop checks between epochs (a second Ctrl-C still kills)."""
+    """Turns SIGINT and SIGTERM into a flag the loop checks between calls; a second signal acts at
+    once (the handler from before: `jaxgan.stops`' exit in the scripts)."""
 
     def __init__(self):
-        self.set = False
+        self.signum: int | None = None
+
+    @property
+    def set(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self) -> StopFlag:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        handled = [signum for signum in stops.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]  # ignored stays so
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in handled}
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.set = True
-        signal.signal(signal.SIGINT, self._previous)
-        print("\ninterrupt: saving a checkpoint after this epoch...", file=sys.stderr)
+        self.signum = signum
+        self._restore()
+        print(f"\n{stops.WHAT[signum]}: saving a checkpoint after this call...", file=sys.stderr)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        self._restore()
 
 
 def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png") -> int:
@@ -214,14 +228,15 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
     except Interrupted as e:
-        print(f"stopped: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"stopped: {stops.WHAT[e.signum]}; {e}", file=sys.stderr)
+        return stops.EXIT_CODES[e.signum]
     except OSError as e:  # a file of the run could not be written or read
+        then = "continue with --resume" if "--resume" in stops.advice() else "run the same command again"
         print(f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); "
-              "free some space or fix the folder, then continue with --resume.", file=sys.stderr)
+              f"free some space or fix the folder, then {then}.", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # before the loop took over Ctrl-C, or a second Ctrl-C
-        print("stopped: interrupted; what the last checkpoint saved is kept (continue with --resume).", file=sys.stderr)
+    except KeyboardInterrupt:  # in-process, before the loop took over Ctrl-C (the scripts exit in jaxgan.stops)
+        print(stops.line(signal.SIGINT), file=sys.stderr)
         return EXIT_INTERRUPTED
     print("done: " + done.format(workdir=workdir))
     return 0
