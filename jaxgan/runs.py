@@ -189,8 +189,9 @@ def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
 
 
 class StopFlag:
-    """Turns SIGINT and SIGTERM into a flag the loop checks between calls; a second signal acts at
-    once (the handler from before: `jaxgan.stops`' exit in the scripts)."""
+    """Turns SIGINT and SIGTERM into a flag the loop checks between calls. Then a second Ctrl-C acts at
+    once (the handler from before: `jaxgan.stops`' exit in the scripts); a repeated SIGTERM changes
+    nothing (the checkpoint is being saved; what follows a scheduler's SIGTERM is its SIGKILL)."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -205,8 +206,8 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.signum = signum
-        self._restore()
+        self.signum = self.signum or signum
+        signal.signal(signal.SIGINT, self._previous.get(signal.SIGINT, signal.getsignal(signal.SIGINT)))
         print(f"\n{stops.WHAT[signum]}: saving a checkpoint after this call...", file=sys.stderr)
 
     def _restore(self) -> None:
@@ -215,6 +216,8 @@ class StopFlag:
 
     def __exit__(self, *exc) -> None:
         self._restore()
+        if self.set and signal.SIGTERM in self._previous:  # stopping already: a late repeat must not cut the last line short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png") -> int:

@@ -21,9 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan import files
-from jaxgan.config import UserError
-from sidebyside.samples import final_samples
+from jaxgan import stops  # the standard library only
+
+if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
+    stops.install()
+
+from jaxgan import files  # noqa: E402
+from jaxgan.config import UserError  # noqa: E402
+from sidebyside.samples import final_samples  # noqa: E402
 
 GRID = 60
 GENERATORS = ("ema", "raw", "both")

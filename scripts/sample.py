@@ -6,11 +6,16 @@ import contextlib
 import sys
 from pathlib import Path
 
-import numpy as np
+from jaxgan import stops  # the standard library only
 
-from jaxgan import files, reporting
-from jaxgan.config import Config, UserError
-from jaxgan.runs import read_run_config
+if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
+    stops.install()
+
+import numpy as np  # noqa: E402
+
+from jaxgan import files, reporting  # noqa: E402
+from jaxgan.config import Config, UserError  # noqa: E402
+from jaxgan.runs import read_run_config  # noqa: E402
 
 
 def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
