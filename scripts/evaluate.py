@@ -143,4 +143,4 @@ def _print(result: dict, n: int, generator: str | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stops.end(main())

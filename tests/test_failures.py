@@ -4,11 +4,13 @@ files, bad settings files, unwritable outputs (tests/test_robustness.py: kills a
 import errno
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from conftest import load_script
-from test_robustness import losses, train
+from conftest import ROOT, load_script
+from test_robustness import DATA, SMALL, losses, train
 
 SAVE_FAILURES = {
     "disk full": OSError(errno.ENOSPC, "No space left on device"),
@@ -154,3 +156,53 @@ def test_a_corrupt_torch_checkpoint_is_set_aside_with_its_digest(torch_run, tmp_
     assert train("train_torch", run, 3, "--resume") == 0
     aside = sorted(p.name for p in (run / "checkpoints.corrupt").iterdir())
     assert len(aside) == 2 and aside[0].startswith("epoch_000002.pt-") and aside[1] == aside[0] + ".sha256"
+
+
+def messages(err: str) -> list[str]:
+    """stderr's lines without the progress bar's."""
+    return [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
+
+
+def run_script(script, argv, inject="", timeout=300):
+    """A real process of scripts/SCRIPT.py (run as __main__), after `inject`."""
+    code = f"import os, runpy, sys\n{inject}sys.argv = {[str(ROOT / 'scripts' / f'{script}.py'), *map(str, argv)]!r}\n"
+    code += "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+ORBAX_WRITE_FAILS = (  # Orbax's own write fails from the second checkpoint on, as on a full disk
+    "import errno\n"
+    "from orbax.checkpoint._src.path import atomicity\n"
+    "def patch(cls):\n"
+    "    real = cls.finalize\n"
+    "    async def finalize(self, *a, **k):\n"
+    "        if '/checkpoints/1' not in repr(vars(self)): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+    "        return await real(self, *a, **k)\n"
+    "    cls.finalize = finalize\n"
+    "patch(atomicity.AtomicRenameTemporaryPath); patch(atomicity.CommitFileTemporaryPath)\n"
+)
+
+
+def test_orbax_failing_to_write_is_one_sentence_its_log_goes_to_a_file_and_the_process_ends(tmp_path):
+    run = tmp_path / "run"
+    proc = run_script("train_jax", [*SMALL, *DATA, "--epochs", "4", "--workdir", run], ORBAX_WRITE_FAILS, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert messages(proc.stderr) == [
+        f"error: the checkpoint of epoch 2 could not be written to {run / 'checkpoints'} (OSError: [Errno 28] No space left on device); "
+        "the checkpoint of epoch 1 is kept: free some space or fix the folder, then continue with --resume."
+    ]
+    assert "ERROR absl" in (run / "orbax.log").read_text()  # Orbax's tracebacks, for whoever wants them
+
+
+def test_a_garbled_ocdbt_manifest_falls_back_to_the_older_checkpoint_in_one_warning_line(tmp_path):
+    run = tmp_path / "run"
+    assert train("train_jax", run, 2) == 0
+    (run / "checkpoints" / "2" / "state" / "manifest.ocdbt").write_bytes(b"garbled")
+    warning = f"warning: checkpoint of epoch 2 is corrupt (ValueError: DATA_LOSS: Error opening"
+    proc = run_script("sample", ["--workdir", run, "--n", "4", "--out", tmp_path / "g.png"])
+    assert proc.returncode == 0 and proc.stdout == f"4 samples of the jax run at epoch 1 -> {tmp_path / 'g.png'}\n", proc.stderr
+    assert len(messages(proc.stderr)) == 1 and messages(proc.stderr)[0].startswith(warning), proc.stderr
+    proc = run_script("train_jax", [*SMALL, *DATA, "--epochs", "3", "--workdir", run, "--resume"])
+    assert proc.returncode == 0, proc.stderr
+    assert len(messages(proc.stderr)) == 1 and messages(proc.stderr)[0].startswith(warning), proc.stderr
+    assert [r[0] for r in losses(run)] == [1, 2, 3]
