@@ -293,8 +293,11 @@ RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 
 def build_parser(trainer: str, description: str, default_workdir: str) -> argparse.ArgumentParser:
-    """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`."""
-    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir})
+    """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`.
+    A flag argparse refuses (a wrong type or choice) is one line, as every other refusal, not its usage block."""
+    parser = _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir})
+    parser.error = lambda message: parser.exit(2, f"error: {message} (see --help).\n")
+    return parser
 
 
 def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:

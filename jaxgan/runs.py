@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxgan import files, reporting, stops
-from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
+from jaxgan.config import CONFIG_SETTINGS, RUN_SETTINGS, Config, ConfigError, UserError
+from jaxgan.settings import JAX, TORCH
 
 # What a resumed run must match: which framework trained it, a custom GAN's description, and the
 # settings declared run-defining. A run saved before a setting existed resumes with the value it had.
@@ -68,6 +69,9 @@ def prepare_workdir(config: Config, run_info: dict) -> Path:
         )
     if not config.resume:
         files.remove(workdir / "checkpoints")
+    for folder in (workdir, workdir / "samples"):  # what writes cut short by a kill left (this process holds the lock)
+        if folder.is_dir():
+            files.remove_temporaries(folder)
     try:
         for folder in ("samples", "checkpoints"):
             (workdir / folder).mkdir(parents=True, exist_ok=True)
@@ -87,9 +91,33 @@ def read_run_config(path: Path) -> dict:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path} cannot be read as a run's settings ({e}); restore it or start a new run with --overwrite.") from None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{path} does not hold a run's settings; restore it or start a new run with --overwrite.")
+    problem = "it is not a JSON object" if not isinstance(saved, dict) else settings_problem(saved)
+    if problem:
+        raise ConfigError(f"{path} does not hold a run's settings ({problem}); restore it or start a new run with --overwrite.")
     return saved
+
+
+def settings_problem(saved: dict) -> str | None:
+    """What makes `saved` no run's settings, by the settings' own declarations (a missing one: its default), or None."""
+    if saved.get("framework") not in (JAX, TORCH):
+        return f"framework is {saved.get('framework')!r}, not {JAX!r} or {TORCH!r}"
+    shape = saved.get("image_shape")
+    if not (isinstance(shape, list) and shape and all(type(n) is int and n >= 1 for n in shape)):
+        return f"image_shape is {shape!r}, not a list of sizes"
+    for setting in CONFIG_SETTINGS:
+        value = saved.get(setting.name)
+        value = tuple(value) if isinstance(value, list) else value
+        kind = {int: (int,), float: (int, float), str: (str,), None: (bool,) if setting.flag else (tuple,)}[setting.type]
+        typed = value is None or (isinstance(value, kind) and (kind == (bool,) or not isinstance(value, bool)))
+        try:
+            problem = setting.problem(value) if typed else None
+        except TypeError:  # e.g. widths that are not numbers
+            typed = False
+        if not typed:
+            return f"{setting.name} is {value!r}"
+        if problem:
+            return problem.rstrip(".")
+    return None
 
 
 def start_afresh(workdir: Path, run_info: dict) -> None:
@@ -133,8 +161,9 @@ def check_same_run(saved: dict, current: dict) -> None:
                 )
             if was != now:
                 flag = RUN_SETTINGS[field].label if field in RUN_SETTINGS else field
+                has = f"has {field}={was!r}" if field in saved else f"has no {field} in its config.json (read as {was!r})"
                 raise ConfigError(
-                    f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
+                    f"cannot resume: the run in this workdir {has}, this command has {now!r}; "
                     f"use the same {flag} or another --workdir."
                 )
 
@@ -250,16 +279,19 @@ class WorkdirLock:
 
     The kernel drops the lock when its process dies, however it dies, so a lock left
     by a killed run never blocks the next one. Inactive (a no-op) in processes other than 0.
+    The holder's PID goes into the file once the run begins (`with lock`): a refused command leaves
+    it as it was, and one that made the workdir removes it again (nothing is written).
     """
 
     def __init__(self, workdir: Path, active: bool = True):
-        self.path, self.active, self._fd = Path(workdir) / ".lock", active, None
+        self.path, self.active, self._fd, self._made = Path(workdir) / ".lock", active, None, False
 
     def acquire(self) -> None:
         if not self.active or self._fd is not None:
             return
         import fcntl
 
+        self._made = not self.path.parent.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -274,17 +306,28 @@ class WorkdirLock:
                 f"workdir {self.path.parent} is in use by another run (process {holder}); "
                 "wait for it to finish, stop it, or choose another --workdir."
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        """Drops the lock; before the run began, a workdir this lock made (holding no file) goes too."""
+        if self._fd is None:
+            return
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+        workdir = self.path.parent
+        if self._made and not any(p.is_file() for p in workdir.rglob("*") if p != self.path):
+            files.remove(workdir)
 
     def __enter__(self) -> WorkdirLock:
         self.acquire()
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+            except OSError as e:
+                self.release()
+                raise ConfigError(f"{self.path} cannot be written ({e.strerror}); free some space or choose another --workdir.") from None
+            self._made = False  # the run began: its workdir stays
         return self
 
     def __exit__(self, *exc) -> None:
