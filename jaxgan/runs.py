@@ -263,7 +263,7 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
         print(f"stopped: {stops.WHAT[e.signum]}; {e}", file=sys.stderr)
         return stops.EXIT_CODES[e.signum]
     except OSError as e:  # a file of the run could not be written or read
-        then = "continue with --resume" if "--resume" in stops.advice() else "run the same command again"
+        then = "continue with --resume" if stops.run_exists() else "run the same command again"
         print(f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); "
               f"free some space or fix the folder, then {then}.", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -39,9 +39,14 @@ def watch(workdir: Path | str | None) -> None:
     _workdir = None if workdir is None else Path(workdir)
 
 
+def run_exists() -> bool:
+    """Whether the watched workdir holds a run that --resume continues (its config.json is written first)."""
+    return _workdir is not None and (_workdir / "config.json").is_file()
+
+
 def advice() -> str:
     """How to go on after a stop: --resume where the workdir holds a run, else the same command again."""
-    if _workdir is not None and (_workdir / "config.json").is_file():
+    if run_exists():
         return "what the last checkpoint saved is kept (continue with --resume)"
     return "no run was started yet (run the same command again)" if _workdir is not None else "nothing was written"
 
