@@ -236,7 +236,8 @@ class StopFlag:
 
     def _handle(self, signum, frame) -> None:
         self.signum = self.signum or signum
-        signal.signal(signal.SIGINT, self._previous.get(signal.SIGINT, signal.getsignal(signal.SIGINT)))
+        if signal.SIGINT in self._previous:
+            signal.signal(signal.SIGINT, self._previous[signal.SIGINT])
         print(f"\n{stops.WHAT[signum]}: saving a checkpoint after this call...", file=sys.stderr)
 
     def _restore(self) -> None:
@@ -245,8 +246,8 @@ class StopFlag:
 
     def __exit__(self, *exc) -> None:
         self._restore()
-        if self.set and signal.SIGTERM in self._previous:  # stopping already: a late repeat must not cut the last line short
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if self.set and self._previous.get(signal.SIGTERM) is stops.exit_now:  # a script stopping: a late repeat
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # must not cut its last line short
 
 
 def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png") -> int:

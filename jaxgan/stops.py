@@ -30,7 +30,7 @@ def install(workdir: Path | str | None = None) -> None:
     watch(workdir)
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _exit_now)
+            signal.signal(signum, exit_now)
 
 
 def watch(workdir: Path | str | None) -> None:
@@ -56,7 +56,7 @@ def line(signum: int) -> str:
     return f"stopped: {WHAT.get(signum, f'signal {signum}')}; {advice()}."
 
 
-def _exit_now(signum: int, frame) -> None:
+def exit_now(signum: int, frame) -> None:
     """Raising here would land anywhere (inside numpy's import, in a gc callback that swallows it): exit instead."""
     for stream in (sys.stdout, sys.stderr):
         try:
