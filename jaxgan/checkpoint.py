@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -25,8 +26,39 @@ import orbax.checkpoint as ocp
 
 from jaxgan.step import TrainState
 
-# Orbax logs every save at INFO through absl; a training log does not need it.
-logging.getLogger("absl").setLevel(logging.WARNING)
+# Orbax logs through absl (every save at INFO; a failed write as ERROR tracebacks, many times over), and
+# tensorstore's reads left pending by a failure end in "Event loop is closed" errors after Orbax's asyncio
+# loop is gone. The user reads one sentence about a failure (jaxgan.runs): these go to a file, never the terminal.
+_THIRD_PARTY = ("absl", "asyncio")
+LOG_NAME = "orbax.log"
+
+
+def route_logs(path: Path | None) -> None:
+    """Sends Orbax's and asyncio's logging (warnings and worse) to `path` (appended), or nowhere (None)."""
+    handler = logging.NullHandler() if path is None else logging.FileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in _THIRD_PARTY:
+        logger = logging.getLogger(name)
+        for old in logger.handlers[:]:
+            logger.removeHandler(old)
+            old.close()
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def _unraisable(hook):
+    def unraisable(unraisable) -> None:
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            logging.getLogger("asyncio").warning("after a failed read or write: %r", unraisable.exc_value)
+        else:
+            hook(unraisable)
+
+    return unraisable
+
+
+route_logs(None)
+sys.unraisablehook = _unraisable(sys.unraisablehook)
 
 
 def _arrays(state: TrainState) -> dict:
@@ -59,6 +91,7 @@ class Checkpointer:
 
     def __init__(self, workdir: Path | str, keep: int = 3, *, read_only: bool = False):
         self.directory = (Path(workdir) / "checkpoints").absolute()
+        route_logs(None if read_only else self.directory.parent / LOG_NAME)  # a reader writes nothing in the workdir
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=not read_only, create=not read_only, read_only=read_only
         )

@@ -174,7 +174,7 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
                 _settle(checkpointer, saved, timing)
-                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.")
+                raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.", stop.signum)
             epoch += 1
         _settle(checkpointer, saved, timing)
     return records

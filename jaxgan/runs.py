@@ -16,15 +16,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxgan import files, reporting
-from jaxgan.config import RUN_SETTINGS, Config, ConfigError, UserError
+from jaxgan import files, reporting, stops
+from jaxgan.config import CONFIG_SETTINGS, RUN_SETTINGS, Config, ConfigError, UserError
+from jaxgan.settings import JAX, TORCH
 
 # What a resumed run must match: which framework trained it, a custom GAN's description, and the
 # settings declared run-defining. A run saved before a setting existed resumes with the value it had.
 RUN_FIELDS = ("framework", "model", *RUN_SETTINGS)
 RUN_DEFAULTS = {"model": None} | {name: s.resume_default for name, s in RUN_SETTINGS.items()}
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, stops.EXIT_CODES[signal.SIGINT]
 
 
 class CheckpointError(UserError):
@@ -40,7 +41,11 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(Exception):
-    """Ctrl-C: a checkpoint was saved and the run stopped."""
+    """SIGINT (Ctrl-C) or SIGTERM (preemption): a checkpoint was saved and the run stopped."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
 def first_line(e: Exception) -> str:
@@ -64,6 +69,9 @@ def prepare_workdir(config: Config, run_info: dict) -> Path:
         )
     if not config.resume:
         files.remove(workdir / "checkpoints")
+    for folder in (workdir, workdir / "samples"):  # what writes cut short by a kill left (this process holds the lock)
+        if folder.is_dir():
+            files.remove_temporaries(folder)
     try:
         for folder in ("samples", "checkpoints"):
             (workdir / folder).mkdir(parents=True, exist_ok=True)
@@ -83,9 +91,33 @@ def read_run_config(path: Path) -> dict:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path} cannot be read as a run's settings ({e}); restore it or start a new run with --overwrite.") from None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{path} does not hold a run's settings; restore it or start a new run with --overwrite.")
+    problem = "it is not a JSON object" if not isinstance(saved, dict) else settings_problem(saved)
+    if problem:
+        raise ConfigError(f"{path} does not hold a run's settings ({problem}); restore it or start a new run with --overwrite.")
     return saved
+
+
+def settings_problem(saved: dict) -> str | None:
+    """What makes `saved` no run's settings, by the settings' own declarations (a missing one: its default), or None."""
+    if saved.get("framework") not in (JAX, TORCH):
+        return f"framework is {saved.get('framework')!r}, not {JAX!r} or {TORCH!r}"
+    shape = saved.get("image_shape")
+    if not (isinstance(shape, list) and shape and all(type(n) is int and n >= 1 for n in shape)):
+        return f"image_shape is {shape!r}, not a list of sizes"
+    for setting in CONFIG_SETTINGS:
+        value = saved.get(setting.name)
+        value = tuple(value) if isinstance(value, list) else value
+        kind = {int: (int,), float: (int, float), str: (str,), None: (bool,) if setting.flag else (tuple,)}[setting.type]
+        typed = value is None or (isinstance(value, kind) and (kind == (bool,) or not isinstance(value, bool)))
+        try:
+            problem = setting.problem(value) if typed else None
+        except TypeError:  # e.g. widths that are not numbers
+            typed = False
+        if not typed:
+            return f"{setting.name} is {value!r}"
+        if problem:
+            return problem.rstrip(".")
+    return None
 
 
 def start_afresh(workdir: Path, run_info: dict) -> None:
@@ -129,8 +161,9 @@ def check_same_run(saved: dict, current: dict) -> None:
                 )
             if was != now:
                 flag = RUN_SETTINGS[field].label if field in RUN_SETTINGS else field
+                has = f"has {field}={was!r}" if field in saved else f"has no {field} in its config.json (read as {was!r})"
                 raise ConfigError(
-                    f"cannot resume: the run in this workdir has {field}={was!r}, this command has {now!r}; "
+                    f"cannot resume: the run in this workdir {has}, this command has {now!r}; "
                     f"use the same {flag} or another --workdir."
                 )
 
@@ -185,22 +218,36 @@ def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
 
 
 class StopFlag:
-    """Turns SIGINT into a flag the loop checks between epochs (a second Ctrl-C still kills)."""
+    """Turns SIGINT and SIGTERM into a flag the loop checks between calls. Then a second Ctrl-C acts at
+    once (the handler from before: `jaxgan.stops`' exit in the scripts); a repeated SIGTERM changes
+    nothing (the checkpoint is being saved; what follows a scheduler's SIGTERM is its SIGKILL)."""
 
     def __init__(self):
-        self.set = False
+        self.signum: int | None = None
+
+    @property
+    def set(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self) -> StopFlag:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        handled = [signum for signum in stops.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]  # ignored stays so
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in handled}
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.set = True
-        signal.signal(signal.SIGINT, self._previous)
-        print("\ninterrupt: saving a checkpoint after this epoch...", file=sys.stderr)
+        self.signum = self.signum or signum
+        if signal.SIGINT in self._previous:
+            signal.signal(signal.SIGINT, self._previous[signal.SIGINT])
+        print(f"\n{stops.WHAT[signum]}: saving a checkpoint after this call...", file=sys.stderr)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        self._restore()
+        if self.set and self._previous.get(signal.SIGTERM) is stops.exit_now:  # a script stopping: a late repeat
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # must not cut its last line short
 
 
 def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {workdir}/samples/, {workdir}/losses.png") -> int:
@@ -214,14 +261,15 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
     except Interrupted as e:
-        print(f"stopped: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"stopped: {stops.WHAT[e.signum]}; {e}", file=sys.stderr)
+        return stops.EXIT_CODES[e.signum]
     except OSError as e:  # a file of the run could not be written or read
+        then = "continue with --resume" if stops.run_exists() else "run the same command again"
         print(f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); "
-              "free some space or fix the folder, then continue with --resume.", file=sys.stderr)
+              f"free some space or fix the folder, then {then}.", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # before the loop took over Ctrl-C, or a second Ctrl-C
-        print("stopped: interrupted; what the last checkpoint saved is kept (continue with --resume).", file=sys.stderr)
+    except KeyboardInterrupt:  # in-process, before the loop took over Ctrl-C (the scripts exit in jaxgan.stops)
+        print(stops.line(signal.SIGINT), file=sys.stderr)
         return EXIT_INTERRUPTED
     print("done: " + done.format(workdir=workdir))
     return 0
@@ -232,16 +280,19 @@ class WorkdirLock:
 
     The kernel drops the lock when its process dies, however it dies, so a lock left
     by a killed run never blocks the next one. Inactive (a no-op) in processes other than 0.
+    The holder's PID goes into the file once the run begins (`with lock`): a refused command leaves
+    it as it was, and one that made the workdir removes it again (nothing is written).
     """
 
     def __init__(self, workdir: Path, active: bool = True):
-        self.path, self.active, self._fd = Path(workdir) / ".lock", active, None
+        self.path, self.active, self._fd, self._made = Path(workdir) / ".lock", active, None, False
 
     def acquire(self) -> None:
         if not self.active or self._fd is not None:
             return
         import fcntl
 
+        self._made = not self.path.parent.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -256,17 +307,28 @@ class WorkdirLock:
                 f"workdir {self.path.parent} is in use by another run (process {holder}); "
                 "wait for it to finish, stop it, or choose another --workdir."
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        """Drops the lock; before the run began, a workdir this lock made (holding no file) goes too."""
+        if self._fd is None:
+            return
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+        workdir = self.path.parent
+        if self._made and not any(p.is_file() for p in workdir.rglob("*") if p != self.path):
+            files.remove(workdir)
 
     def __enter__(self) -> WorkdirLock:
         self.acquire()
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+            except OSError as e:
+                self.release()
+                raise ConfigError(f"{self.path} cannot be written ({e.strerror}); free some space or choose another --workdir.") from None
+            self._made = False  # the run began: its workdir stays
         return self
 
     def __exit__(self, *exc) -> None:

@@ -149,9 +149,13 @@ class Parser(argparse.ArgumentParser):
             return parsed
         try:
             values = self.read_recipe(parsed[0].recipe)
-        except ConfigError as e:
-            self.error(str(e))
+        except ConfigError as e:  # already a sentence saying what to do
+            self.exit(2, f"error: {e}\n")
         return super().parse_known_args(args, argparse.Namespace(**values))
+
+    def error(self, message: str):
+        """A flag argparse refuses (a wrong type or choice) is one line, as every other refusal, not its usage block."""
+        self.exit(2, f"error: {message} (see --help).\n")
 
 
 def build_parser(

@@ -21,9 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan import files
-from jaxgan.config import UserError
-from sidebyside.samples import final_samples
+from jaxgan import stops  # the standard library only
+
+if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
+    stops.install()
+
+from jaxgan import files, runs  # noqa: E402
+from jaxgan.config import UserError  # noqa: E402
+from sidebyside.samples import final_samples  # noqa: E402
 
 GRID = 60
 GENERATORS = ("ema", "raw", "both")
@@ -58,9 +63,9 @@ def main(argv=None) -> int:
     if args.kid_subsets < 1 or args.kid_subset_size < 2:
         print(f"error: --kid-subsets must be at least 1 and --kid-subset-size at least 2, got {args.kid_subsets} and {args.kid_subset_size}.", file=sys.stderr)
         return 2
-    for flag, path in (("--json", args.json), ("--grid", args.grid)):
-        if path and (problem := files.unwritable(Path(path).absolute().parent)):
-            print(f"error: the folder of {flag} {path} {problem}; create it or choose another path.", file=sys.stderr)
+    for flag, path, suffix in (("--json", args.json, None), ("--grid", args.grid, ".png")):
+        if path and (problem := files.output_problem(flag, path, suffix)):
+            print(f"error: {problem}", file=sys.stderr)
             return 2
 
     import jax
@@ -76,9 +81,11 @@ def main(argv=None) -> int:
             source = {"source": "real", "what": f"{args.n} MNIST training images"}
         else:
             workdir = Path(args.workdir)
+            if (workdir / "config.json").is_file():
+                runs.read_run_config(workdir / "config.json")  # one that is not a run's settings: one sentence
             config = evaluate.read_run_config(workdir)
             labels, generators = evaluate.sample_labels(config.get("num_classes", 0), args.n), _generators(args.generator, config, workdir)
-            source = {"source": str(workdir), "framework": config["framework"], "epochs": config["epochs"]}
+            source = {"source": str(workdir), "framework": config["framework"], "epochs": config.get("epochs")}
         for generator in generators:
             start = time.perf_counter()
             samples = train.flat_NxD[chosen] if args.real else final_samples(workdir, config, args.n, args.seed, generator)
@@ -98,12 +105,13 @@ def main(argv=None) -> int:
 
     grid = args.grid or (None if args.real else str(Path(args.workdir) / "eval_samples.png"))
     if grid:  # of the first generator scored (the EMA's, when there is one)
-        evaluate.save_labelled_grid(grid_samples[:GRID], evaluate.predict(grid_samples[:GRID]), Path(grid))
+        with files.atomic_path(grid) as tmp:
+            evaluate.save_labelled_grid(grid_samples[:GRID], evaluate.predict(grid_samples[:GRID]), tmp)
     for generator, result in results.items():
         _print(result, args.n, generator)
     if args.json:
         both = {"generator": "both", **results} if len(results) > 1 else next(iter(results.values()))
-        Path(args.json).write_text(json.dumps(both, indent=2) + "\n")
+        files.write_text(args.json, json.dumps(both, indent=2) + "\n")
     return 0
 
 
@@ -138,4 +146,4 @@ def _print(result: dict, n: int, generator: str | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stops.end(main())

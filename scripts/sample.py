@@ -6,11 +6,16 @@ import contextlib
 import sys
 from pathlib import Path
 
-import numpy as np
+from jaxgan import stops  # the standard library only
 
-from jaxgan import files, reporting
-from jaxgan.config import Config, UserError
-from jaxgan.runs import read_run_config
+if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
+    stops.install()
+
+import numpy as np  # noqa: E402
+
+from jaxgan import files, reporting  # noqa: E402
+from jaxgan.config import Config, UserError  # noqa: E402
+from jaxgan.runs import read_run_config  # noqa: E402
 
 
 def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
@@ -65,18 +70,17 @@ def main(argv=None) -> int:
             raise UserError(f"--n must be between 1 and 10000, got {args.n}.")
         if not 0 <= args.seed < 2**32:
             raise UserError(f"--seed must be in [0, 2**32), got {args.seed}.")
-        if problem := files.unwritable(Path(args.out).absolute().parent):
-            raise UserError(f"the folder of --out {args.out} {problem}; create it or choose another path.")
+        if problem := files.output_problem("--out", args.out, ".png"):
+            raise UserError(problem)
         if not (workdir / "config.json").is_file():
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
-        saved = read_run_config(workdir / "config.json")
-        if saved.get("framework") not in ("jax", "torch"):
-            raise UserError(f"{workdir}/config.json names no known framework; pass the --workdir of a training run.")
-        z_NxZ = reporting.fixed_noise(args.n, saved["latent_dim"], args.seed)
+        saved = read_run_config(workdir / "config.json")  # a run's settings, checked
+        z_NxZ = reporting.fixed_noise(args.n, Config.from_dict(saved).latent_dim, args.seed)
         draw = jax_samples if saved["framework"] == "jax" else torch_samples
         samples, epoch = draw(workdir, saved, z_NxZ)
         # A conditional G draws the classes in turn: one class a column.
-        reporting.save_grid(samples, Path(args.out), tuple(saved["image_shape"]), saved.get("num_classes") or None)
+        with files.atomic_path(args.out) as tmp:
+            reporting.save_grid(samples, tmp, tuple(saved["image_shape"]), saved.get("num_classes") or None)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -86,4 +90,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stops.end(main())

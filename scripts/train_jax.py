@@ -10,12 +10,18 @@ JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID variables).
 
 import sys
 
-from jaxgan.config import JAX, build_parser, from_flags
-from jaxgan.runs import run_cli
+from jaxgan import stops  # the standard library only
+
+if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
+    stops.install()
+
+from jaxgan.config import JAX, build_parser, from_flags  # noqa: E402
+from jaxgan.runs import run_cli  # noqa: E402
 
 
 def main(argv=None) -> int:
     args = build_parser(JAX, __doc__, default_workdir="runs/jax").parse_args(argv)
+    stops.watch(args.workdir)
 
     def train():
         config, o = from_flags(JAX, args)
@@ -32,4 +38,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stops.end(main())

@@ -7,12 +7,18 @@ run (2000 epochs at batch 6000 through its per-image DataLoader).
 
 import sys
 
-from jaxgan.config import TORCH, build_parser, from_flags
-from jaxgan.runs import run_cli
+from jaxgan import stops  # the standard library only
+
+if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
+    stops.install()
+
+from jaxgan.config import TORCH, build_parser, from_flags  # noqa: E402
+from jaxgan.runs import run_cli  # noqa: E402
 
 
 def main(argv=None) -> int:
     args = build_parser(TORCH, __doc__, default_workdir="runs/torch").parse_args(argv)
+    stops.watch(args.workdir)
 
     def train():
         config, o = from_flags(TORCH, args)
@@ -24,4 +30,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stops.end(main())

@@ -131,7 +131,7 @@ def test_intra_fid_is_the_mean_fid_within_each_asked_for_class():
 )
 def test_bad_input_gets_one_clear_sentence(tmp_path, capsys, argv, message):
     (tmp_path / "unfinished").mkdir()
-    (tmp_path / "unfinished" / "config.json").write_text(json.dumps({"framework": "jax", "epochs": 3}))
+    (tmp_path / "unfinished" / "config.json").write_text(json.dumps({"framework": "jax", "epochs": 3, "image_shape": [28, 28]}))
     code, captured = evaluate_main([a.format(tmp=tmp_path) for a in argv], capsys)
     assert code == 2
     assert captured.err.startswith("error: ") and message in captured.err and captured.err.count("\n") == 1

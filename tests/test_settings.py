@@ -88,7 +88,7 @@ def test_resume_compares_exactly_the_run_defining_settings(s):
     # A run saved before the setting existed had its older value: it resumes with that value only.
     older = {k: v for k, v in saved.items() if k != s.name}
     runs.check_same_run(older, {**saved, s.name: s.resume_default})
-    with pytest.raises(ConfigError, match=f"has {s.name}="):
+    with pytest.raises(ConfigError, match=f"has no {s.name} in its config.json \\(read as "):
         runs.check_same_run(older, changed if example(s) != s.resume_default else saved)
 
 

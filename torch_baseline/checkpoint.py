@@ -31,6 +31,9 @@ class Checkpointer:
         if not read_only and self.directory.is_dir():
             for torn in self.directory.glob(".epoch_*.tmp-*"):  # left by a kill during a save
                 torn.unlink(missing_ok=True)
+            for digest in self.directory.glob("epoch_*.pt.sha256"):  # a kill before the rename, or between the removals
+                if not digest.with_suffix("").exists():
+                    digest.unlink()
 
     def _path(self, epoch: int) -> Path:
         return self.directory / f"epoch_{epoch:06d}.pt"
