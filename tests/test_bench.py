@@ -34,13 +34,14 @@ def test_flop_count_agrees_with_xla_cost_analysis():
 def test_bench_runs_at_a_tiny_size_and_reports_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--batch-size", "50", "--images", "500", "--steps", "3", "--article-steps", "1",
-            "--torch", "eager", "cudagraphs", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
+            "--torch", "eager", "cudagraphs", "graph", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
     assert load_script("bench").main(argv) == 0
     result = json.loads(out.read_text())
     rows = {r["row"]: r for r in result["rows"]}
-    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch eager bf16 autocast", "torch article loader",
-                         "jaxgan float32 threefry2x32"}
-    assert rows["torch reduce-overhead (CUDA graphs)"]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
+    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step", "torch eager bf16 autocast",
+                         "torch article loader", "jaxgan float32 threefry2x32"}
+    for graphs in ("torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step"):
+        assert rows[graphs]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
     ran = {name: r for name, r in rows.items() if "skipped" not in r}
     assert rows["torch eager"]["x_eager"] == 1.0
     assert rows["jaxgan float32 threefry2x32"]["steps"] == 10  # 3 steps round up to one whole epoch of 500 / 50
