@@ -111,3 +111,45 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
     assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
                                         "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
     assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
+
+
+@pytest.mark.parametrize("unroll", [2, 4], ids=["2 divides 6 steps", "4 leaves a remainder"])
+def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
+    import numpy as np
+
+    from jaxgan import data, epochs
+
+    config = Config(batch_size=32, g_features=(32, 64), d_features=(32, 16), latent_dim=8)
+    images = jax.numpy.asarray(data.load("train", subset=6 * 32).flat_NxD)
+    fresh = lambda: create_train_state(make_gan(config), jax.random.key(0))  # noqa: E731
+    rolled, unrolled = epochs.run(fresh(), images, 32), epochs.run(fresh(), images, 32, unroll=unroll)
+    assert unrolled[1]["d_loss"].shape == (6,)
+    for a, b in zip(jax.tree.leaves((rolled[0].g_params, rolled[0].d_params, rolled[0].step, rolled[1])),
+                    jax.tree.leaves((unrolled[0].g_params, unrolled[0].d_params, unrolled[0].step, unrolled[1])), strict=True):
+        # The same operations in the same order; XLA may fuse across the unrolled steps: float32 round-off at most.
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    # The option reaches the program: the loop's body holds `unroll` steps.
+    assert epochs.run.lower(fresh(), images, 32, unroll=unroll).as_text() != epochs.run.lower(fresh(), images, 32).as_text()
+
+
+def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--batch-size", "50", "--images", "100", "--steps", "2", "--torch", "--jax", "float32", "--unroll", "1", "2", "--no-warm",
+            "--xla-flags", "min-graph-size-1", "xla_no_such_flag=1", "--json", str(out)]
+    assert load_script("bench").main(argv) == 0
+    rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
+    base = "jaxgan float32 threefry2x32"
+    assert list(rows) == [base, f"{base} unroll 2", f"{base} [min-graph-size-1]", f"{base} unroll 2 [min-graph-size-1]",
+                          f"{base} [xla_no_such_flag=1]", f"{base} unroll 2 [xla_no_such_flag=1]"]
+    flagged = rows[f"{base} [min-graph-size-1]"]
+    assert flagged["xla_flags"].endswith("--xla_gpu_graph_min_graph_size=1") and flagged["steps"] == 2 and flagged["steps_per_s"] > 0
+    # A GPU flag leaves the CPU's program alone: the other process trained the same two steps to the same loss.
+    assert flagged["final_d_loss"] == rows[base]["final_d_loss"]
+    assert rows[f"{base} unroll 2"]["final_d_loss"] == pytest.approx(rows[base]["final_d_loss"], rel=1e-5)
+    assert rows[f"{base} [xla_no_such_flag=1]"]["skipped"] == "failed here (Unknown flag in XLA_FLAGS: --xla_no_such_flag=1)"
+
+
+def test_bench_refuses_an_xla_flag_set_it_does_not_know_in_one_sentence(capsys):
+    with pytest.raises(SystemExit):
+        load_script("bench").main(["--xla-flags", "command-buffers-please"])
+    assert "'command-buffers-please' is neither a flag set (no-command-buffers, " in capsys.readouterr().err
