@@ -142,11 +142,13 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, precision: str, variant
         compiled = train_epoch.lower(state, images, batch_size, unroll=variant.unroll).compile()
         compile_s = time.perf_counter() - start
         hits = compile_cache.cache_hits() - hits
-    per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
+    # The loop's body holds `unroll` steps: XLA's counts of an iteration, per step.
+    per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size // variant.unroll)
+    ops = xla_stats.hlo_ops(compiled.as_text())
     return {
         "row": variant.name, "precision": variant.dtype, "compile_s": compile_s, "cache_hits": hits,
-        "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
-        **xla_stats.hlo_ops(compiled.as_text()),
+        "xla_flops_per_step": per_step["flops"] / variant.unroll, "xla_bytes_per_step": per_step["bytes_accessed"] / variant.unroll,
+        **ops, "step_fusions": ops["step_fusions"] / variant.unroll, "step_kernels": ops["step_kernels"] / variant.unroll,
         "_run": (compiled, state, images),
     }
 
@@ -173,16 +175,17 @@ def warm_compile(argv: list[str], cache: str) -> dict:
     return {r["row"]: r for r in json.loads(out.stdout.strip().splitlines()[-1])}
 
 
-def with_xla_flags(args, flags: str, variants: list[JaxRow], cache: str) -> list[dict]:
+def with_xla_flags(args, flags: str, variants: list[JaxRow]) -> list[dict]:
     """The jaxgan rows timed in a fresh process with `flags` added to XLA_FLAGS, each named "ROW [flags]";
     rows saying why when that process fails (an unknown flag aborts it)."""
     env_flags = XLA_FLAG_SETS.get(flags) or " ".join(f"--{f}" for f in flags.split())
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {env_flags}".strip()}
     with tempfile.TemporaryDirectory(prefix="jaxgan_bench_flags_") as tmp:
+        # A compilation cache of its own: compile times cold (XLA:GPU keeps its autotuning results there too).
         command = [sys.executable, __file__, "--batch-size", str(args.batch_size), "--images", str(args.images), "--steps", str(args.steps),
                    "--precision", args.precision, "--jax", *args.jax, "--prng", *args.prng, "--d-passes", *args.d_passes, "--dense", *args.dense,
                    "--dropout-bits", *map(str, args.dropout_bits), "--unroll", *map(str, args.unroll), "--torch", "--no-warm",
-                   "--cache-dir", cache, "--json", f"{tmp}/rows.json"]
+                   "--cache-dir", f"{tmp}/xla", "--json", f"{tmp}/rows.json"]
         out = subprocess.run(command, capture_output=True, text=True, env=env)
         if out.returncode:
             lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
@@ -244,7 +247,7 @@ def table(rows: list[dict]) -> str:
                   "| row | XLA GFLOP/step | XLA GB accessed/step | fusions | kernels | fusions/step | kernels/step |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['row']} | {r['xla_flops_per_step'] / 1e9:.2f} | {r['xla_bytes_per_step'] / 1e9:.3f} | {r['fusions']} | "
-                  f"{r['kernels']} | {r['step_fusions']} | {r['step_kernels']} |" for r in jax_rows]
+                  f"{r['kernels']} | {r['step_fusions']:g} | {r['step_kernels']:g} |" for r in jax_rows]
     return "\n".join(lines)
 
 
@@ -254,6 +257,8 @@ def main(argv=None) -> int:
     try:
         if args.batch_size > args.images:
             raise data.DataError(f"--batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.")
+        if odd := [u for u in args.unroll if (args.images // args.batch_size) % u]:
+            raise data.DataError(f"--unroll {odd[0]} does not divide an epoch's {args.images // args.batch_size} steps; choose a divisor.")
         images_NxD = data.load("train", subset=args.images).flat_NxD
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -297,7 +302,7 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
         # torch.compile needs a working toolchain: report and go on.
         rows.append(or_failed(*TORCH_ROWS[row][:2], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
     rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, args.precision, v) for v in variants]
-    rows += [r for flags in args.xla_flags for r in with_xla_flags(args, flags, variants, cache)]
+    rows += [r for flags in args.xla_flags for r in with_xla_flags(args, flags, variants)]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:

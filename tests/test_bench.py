@@ -134,7 +134,7 @@ def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
 
 def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(tmp_path):
     out = tmp_path / "bench.json"
-    argv = ["--batch-size", "50", "--images", "100", "--steps", "2", "--torch", "--jax", "float32", "--unroll", "1", "2", "--no-warm",
+    argv = ["--batch-size", "50", "--images", "200", "--steps", "2", "--torch", "--jax", "float32", "--unroll", "1", "2", "--no-warm",
             "--xla-flags", "min-graph-size-1", "xla_no_such_flag=1", "--json", str(out)]
     assert load_script("bench").main(argv) == 0
     rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
@@ -142,14 +142,44 @@ def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(t
     assert list(rows) == [base, f"{base} unroll 2", f"{base} [min-graph-size-1]", f"{base} unroll 2 [min-graph-size-1]",
                           f"{base} [xla_no_such_flag=1]", f"{base} unroll 2 [xla_no_such_flag=1]"]
     flagged = rows[f"{base} [min-graph-size-1]"]
-    assert flagged["xla_flags"].endswith("--xla_gpu_graph_min_graph_size=1") and flagged["steps"] == 2 and flagged["steps_per_s"] > 0
-    # A GPU flag leaves the CPU's program alone: the other process trained the same two steps to the same loss.
+    assert flagged["xla_flags"].endswith("--xla_gpu_graph_min_graph_size=1") and flagged["steps"] == 4 and flagged["steps_per_s"] > 0
+    # A GPU flag leaves the CPU's program alone: the other process trained the same epoch of 4 steps to the same loss.
     assert flagged["final_d_loss"] == rows[base]["final_d_loss"]
-    assert rows[f"{base} unroll 2"]["final_d_loss"] == pytest.approx(rows[base]["final_d_loss"], rel=1e-5)
+    unrolled = rows[f"{base} unroll 2"]
+    assert unrolled["final_d_loss"] == pytest.approx(rows[base]["final_d_loss"], rel=1e-5)
+    # Two steps in each of the loop's 2 iterations, XLA's counts per step: the same step's work (fusions may merge across the two).
+    assert unrolled["xla_flops_per_step"] == pytest.approx(rows[base]["xla_flops_per_step"], rel=0.01)
+    assert 0.8 * rows[base]["step_kernels"] <= unrolled["step_kernels"] <= rows[base]["step_kernels"]
     assert rows[f"{base} [xla_no_such_flag=1]"]["skipped"] == "failed here (Unknown flag in XLA_FLAGS: --xla_no_such_flag=1)"
 
 
-def test_bench_refuses_an_xla_flag_set_it_does_not_know_in_one_sentence(capsys):
+def test_bench_refuses_an_xla_flag_set_it_does_not_know_and_an_unroll_that_splits_a_step_in_one_sentence(capsys):
     with pytest.raises(SystemExit):
         load_script("bench").main(["--xla-flags", "command-buffers-please"])
     assert "'command-buffers-please' is neither a flag set (no-command-buffers, " in capsys.readouterr().err
+    assert load_script("bench").main(["--batch-size", "50", "--images", "150", "--unroll", "1", "2"]) == 2
+    assert capsys.readouterr().err == "error: --unroll 2 does not divide an epoch's 3 steps; choose a divisor.\n"
+
+
+def test_profile_epoch_writes_the_program_a_trace_and_the_busiest_operations(tmp_path):
+    import tarfile
+
+    argv = ["--out", str(tmp_path), "--dtype", "float32", "--batch-size", "50", "--images", "100", "--epochs", "2", "--top", "5"]
+    assert load_script("profile_epoch").main(argv) == 0
+    hlo = (tmp_path / "epoch_hlo.txt").read_text()
+    assert hlo.startswith("HloModule jit_run") and "while" in hlo  # the scanned epoch, optimised
+    with tarfile.open(tmp_path / "trace.tar.gz") as tar:
+        assert any(name.endswith(".xplane.pb") for name in tar.getnames())
+    table = (tmp_path / "kernels.md").read_text().splitlines()
+    assert "4 steps traced" in table[0] and table[2] == "| operation | ms a step | calls a step | share |"
+    ops = [line.split(" | ") for line in table[4:]]
+    assert len(ops) == 5 and all(float(ms) > 0 for _, ms, _, _ in ops)
+    shares = [float(share.rstrip("% |")) for *_, share in ops]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100.01
+    assert "ThunkExecutor" not in "".join(table)
+
+
+def test_profile_epoch_refuses_a_batch_larger_than_the_images(tmp_path, capsys):
+    assert load_script("profile_epoch").main(["--out", str(tmp_path / "p"), "--batch-size", "200", "--images", "100"]) == 2
+    assert capsys.readouterr().err == "error: need 1 <= --batch-size (200) <= --images (100) and --epochs >= 1.\n"
+    assert not (tmp_path / "p").exists()

@@ -75,6 +75,11 @@ def test_captured_step_on_a_gpu_follows_the_eager_step(bf16):
     graphed = GraphedStep(*torch_modules(cG, cD, None, bf16, "cuda"), cg, cd, *batches[0][:2], capture=True)
     captured = run(graphed, batches)
     assert graphed._graph is not None
-    torch.testing.assert_close(captured, eager, rtol=1e-2 if bf16 else 1e-4, atol=1e-4)
-    for a, b in zip(params(cG, cD), params(G, D), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # capturable Adam: float32 round-off of its bias correction
+    # The same kernels but for capturable Adam's bias correction (float32 on the GPU, not a Python float) and
+    # whatever cuBLAS picks under capture: round-off, amplified a little by each step (sidebyside.lockstep's envelope).
+    torch.testing.assert_close(captured, eager, rtol=1e-2 if bf16 else 1e-3, atol=1e-4)
+    start = params(*nets("cuda", dropout=0.0)[:2])
+    for a, b, s in zip(params(cG, cD), params(G, D), start, strict=True):
+        # A weight whose gradient is near zero takes an Adam step of up to lr whose sign round-off decides (test_parity's bound).
+        torch.testing.assert_close(a, b, rtol=0, atol=3 * 2e-4)
+        assert torch.linalg.norm(a - b) <= 5e-3 * torch.linalg.norm(b - s)
