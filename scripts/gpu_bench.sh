@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU measurements of issues 14 and 23 in one go, for a lent GPU with a time limit.
 #   OUT=results bash scripts/gpu_bench.sh            # the article's sizes
-#   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (2-core CPU: ~6 minutes alone)
+#   OUT=results TINY=1 bash scripts/gpu_bench.sh     # a rehearsal at toy sizes (with PROFILE=1: 14 min on the shared 2-core CPU, load ~10)
 #   PROFILE=1 ...    # also a profiler trace of three epochs and the optimised HLO of the epoch (profile_epoch.py)
-#   EXTRA=1 ...      # also issue 14's rows: precision highest (compiles 41-60 s), --dropout-bits, --dense pallas
-#   COMPARE=1 ...    # also compare.py's full run (~4 minutes more)
+#   EXTRA=1 ...      # also issue 14's rows: precision highest (compiles 41-60 s), --dropout-bits, --dense pallas (~5 minutes more)
+#   COMPARE=1 ...    # also compare.py's full run (~4.5 minutes more at bbd673d's figures: jaxgan at highest compiles
+#                    #   41-60 s and trains 20,000 steps at ~370/s; torch eager at ~140/s takes ~2.4 minutes)
 #   RECIPES=1 ...    # also issue 15's recipes, 3 seeds each (untimed on a GPU)
 # Time on one H200, estimated from REFERENCE.md's H200 figures (project at bbd673d), with PROFILE=1:
 #   1. bench.py at default precision, 500 steps a row: torch eager, eager bf16 (~5 s each), reduce-overhead
@@ -119,7 +120,7 @@ if [ -n "${PROFILE:-}" ]; then
   $PY scripts/profile_epoch.py --out "$OUT/profile" --dtype bfloat16 --batch-size $BATCH --images $IMAGES 2>>"$LOG" | tee "$OUT/kernels.md"
 fi
 
-# 6. Issue 14's other rows (EXTRA=1, beyond the 6 minutes, ~4 minutes): full float32 products against PyTorch's,
+# 6. Issue 14's other rows (EXTRA=1, beyond the 6 minutes, ~5 minutes): full float32 products against PyTorch's,
 #    with the compile time at highest (41-60 s) again without XLA's GEMM autotuning and without Triton GEMMs
 #    (is autotuning what makes highest, and so compare.py, slow to compile?); dropout masks from 32 or 8 random
 #    bits a unit; hidden layers as fused Pallas kernels and their tests.
