@@ -7,6 +7,7 @@
 #   COMPARE=1 ...    # also compare.py's full run (~4.5 minutes more at bbd673d's figures: jaxgan at highest compiles
 #                    #   41-60 s and trains 20,000 steps at ~370/s; torch eager at ~140/s takes ~2.4 minutes)
 #   RECIPES=1 ...    # also issue 15's recipes, 3 seeds each (untimed on a GPU)
+#   CORE=0 ...       # without sections 1-4 (the 6 minutes): e.g. CORE=0 EXTRA=1 or CORE=0 COMPARE=1 in a session of their own
 # Time on one H200, estimated from REFERENCE.md's H200 figures (project at bbd673d), with PROFILE=1:
 #   1. bench.py at default precision, 500 steps a row: torch eager, eager bf16 (~5 s each), reduce-overhead
 #      (inductor's compile ~15 s), the whole step as a CUDA graph, float32 and bf16 (~3 s each); jaxgan float32
@@ -59,6 +60,7 @@ TORCH="eager eager-bf16 cudagraphs graph graph-bf16"
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 SIZE="--batch-size $BATCH --images $IMAGES --steps $STEPS"
 
+if [ "${CORE:-1}" != 0 ]; then
 # 1. Speed: every row in one process (ratios to eager PyTorch in the same run), with XLA's cost analysis,
 #    fusion counts, and compile times cold and warm (a fresh process, cache filled); PyTorch's strongest
 #    rows: CUDA graph trees (reduce-overhead) and the whole step captured as one CUDA graph; jaxgan with
@@ -113,6 +115,7 @@ for r in runs:
 (out / "article_runs.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+fi
 
 # 5. Where the step's time goes: a profiler trace of three epoch calls (XLA:GPU runs kernel by kernel while
 #    profiling), the busiest operations, and the optimised HLO of the epoch. PROFILE=1.

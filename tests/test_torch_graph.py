@@ -53,7 +53,7 @@ def test_graphed_step_with_capture_off_is_the_eager_step_bit_for_bit(bf16):
     assert torch.equal(graphed.x_BxD, batches[0][0])
 
 
-def test_graphed_step_with_capture_off_fails_when_it_drops_an_input():
+def test_the_check_catches_a_graphed_step_fed_the_wrong_noise():
     G, D, g_optim, d_optim = nets("cpu", dropout=0.0)
     twin = copy.deepcopy((G, D, g_optim, d_optim))
     batches = inputs("cpu")
