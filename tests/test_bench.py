@@ -175,8 +175,10 @@ def test_profile_epoch_writes_the_program_a_trace_and_the_busiest_operations(tmp
     ops = [line.split(" | ") for line in table[4:]]
     assert len(ops) == 5 and all(float(ms) > 0 for _, ms, _, _ in ops)
     shares = [float(share.rstrip("% |")) for *_, share in ops]
-    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100.01
-    assert "ThunkExecutor" not in "".join(table)
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100 + 0.05 * len(shares)  # of all operations, rounded
+    all_ms = float(table[0].split("ms a step in all")[0].split(": ")[-1])
+    assert sum(float(ms) for _, ms, _, _ in ops) <= all_ms * 1.001
+    assert "ThunkExecutor" not in "".join(table) and "end: " not in "".join(table)
 
 
 def test_profile_epoch_refuses_a_batch_larger_than_the_images(tmp_path, capsys):
