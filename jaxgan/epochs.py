@@ -55,11 +55,12 @@ def step_at(
 
 
 def scan(
-    state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None, batch_sharding=None
+    state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None, batch_sharding=None, unroll: int = 1
 ) -> tuple[TrainState, Metrics]:
-    """One epoch, `step_at` under `lax.scan` (not compiled: `run` and `compile` compile it)."""
+    """One epoch, `step_at` under `lax.scan` (not compiled: `run` and `compile` compile it); `unroll` steps
+    per loop iteration (the same steps: XLA may fuse across them, at the cost of a longer compile)."""
     body = functools.partial(step_at, images_NxD=images_NxD, labels_N=labels_N, batch_sharding=batch_sharding)
-    return jax.lax.scan(body, state, shuffled_batches(state, images_NxD.shape[0], batch_size))
+    return jax.lax.scan(body, state, shuffled_batches(state, images_NxD.shape[0], batch_size), unroll=unroll)
 
 
 _shuffled_batches = jax.jit(shuffled_batches, static_argnums=(1, 2))
@@ -75,19 +76,21 @@ def loop(step, state: TrainState, images_NxD: jax.Array, batch_size: int, labels
     return state, jax.tree.map(lambda *m: jnp.stack(m), *per_step)
 
 
-@functools.partial(jax.jit, static_argnames="batch_size", donate_argnums=0)
-def run(state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+@functools.partial(jax.jit, static_argnames=("batch_size", "unroll"), donate_argnums=0)
+def run(
+    state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None, unroll: int = 1
+) -> tuple[TrainState, Metrics]:
     """One epoch as one compiled call on the default device: the new state and each metric per step, shape [steps]."""
-    return scan(state, images_NxD, batch_size, labels_N)
+    return scan(state, images_NxD, batch_size, labels_N, unroll=unroll)
 
 
 @functools.cache
-def compile(mesh: Mesh, batch_size: int, per_step: bool = False):  # noqa: A001 (epochs.compile reads as what it does)
+def compile(mesh: Mesh, batch_size: int, per_step: bool = False, unroll: int = 1):  # noqa: A001 (epochs.compile reads as what it does)
     """`run(state, images_NxD, labels_N=None) -> (state, metrics per step)`: one epoch compiled for `mesh`.
 
     State and images come in replicated, each batch is split along the mesh's data axis,
     and the new state and metrics come out replicated. With `per_step`, `loop` over
-    `step_at` compiled for `mesh` (the same numbers).
+    `step_at` compiled for `mesh` (the same numbers); `unroll`: `scan`'s.
     """
     whole, batch_sharding = parallel.replicated(mesh), NamedSharding(mesh, P(parallel.DATA))
     if per_step:
@@ -98,6 +101,6 @@ def compile(mesh: Mesh, batch_size: int, per_step: bool = False):  # noqa: A001 
         return lambda state, images_NxD, labels_N=None: loop(step, state, images_NxD, batch_size, labels_N)
 
     def epoch(state, images_NxD, labels_N=None):
-        return scan(state, images_NxD, batch_size, labels_N, batch_sharding)
+        return scan(state, images_NxD, batch_size, labels_N, batch_sharding, unroll)
 
     return jax.jit(epoch, in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0)

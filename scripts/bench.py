@@ -2,10 +2,13 @@
 
 Rows (each times the same step: one D update and one G update at --batch-size):
   jaxgan                 a whole epoch per compiled call (lax.scan), data on the device as uint8 (+ --one-d-pass;
-                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense; --dropout-bits)
+                         --dense pallas: hidden layers as Pallas kernels, jaxgan.pallas_dense; --dropout-bits;
+                         --unroll: steps per iteration of the scan; --xla-flags: XLA flags such as command
+                         buffers (CUDA graphs), each set in a process of its own, as XLA reads them at start-up)
   torch eager            the article's step, data resident on the device, one sync per epoch
   torch compile          the same with torch.compile on both modules
-  torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graphs (CUDA only)
+  torch reduce-overhead  torch.compile(mode="reduce-overhead"): CUDA graph trees (CUDA only)
+  torch CUDA graph       the whole step captured as one CUDA graph, replayed each step (CUDA only)
   torch eager/compile bf16 autocast   bfloat16 products, float32 weights, loss and Adam
   torch article loader   the article's per-image DataLoader (a few steps)
 (the PyTorch rows: torch_baseline.bench)
@@ -27,6 +30,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -42,12 +46,29 @@ from torch_baseline.bench import TORCH_ROWS, bench_torch
 
 JAX_VARIANTS = ("float32", "bfloat16")
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+# --xla-flags by name (flag names as in jaxlib 0.10's XLA; GPU flags, accepted and idle on a CPU).
+XLA_FLAG_SETS = {
+    # XLA:GPU records runs of fusions and library calls into command buffers (CUDA graphs) by default: none.
+    "no-command-buffers": "--xla_gpu_enable_command_buffer=",
+    # The scan's while loop (and conditionals) recorded too: the whole epoch can become one CUDA graph.
+    "command-buffer-while": "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL",
+    "command-buffer-while-unrolled": "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL --xla_gpu_command_buffer_unroll_loops=true",
+    # Record even the shortest runs of kernels (default: 5 or more).
+    "min-graph-size-1": "--xla_gpu_graph_min_graph_size=1",
+}
 
 
 def positive_int(text: str) -> int:
     if (value := int(text)) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def xla_flag_set(text: str) -> str:
+    """A name in XLA_FLAG_SETS, or flags written without their leading dashes."""
+    if text not in XLA_FLAG_SETS and not all(f.startswith("xla_") for f in text.split()):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a flag set ({', '.join(XLA_FLAG_SETS)}) nor flags like xla_gpu_graph_min_graph_size=1")
+    return text
 
 
 def parse_args(argv):
@@ -68,6 +89,10 @@ def parse_args(argv):
                    help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
     p.add_argument("--dropout-bits", nargs="+", type=int, default=[32], choices=DROPOUT_BITS,
                    help="random bits per dropout decision in D (--dropout-bits of train_jax.py); a jaxgan row each")
+    p.add_argument("--unroll", nargs="+", type=positive_int, default=[1], help="steps per iteration of the epoch's lax.scan; a jaxgan row each")
+    p.add_argument("--xla-flags", nargs="+", type=xla_flag_set, default=[],
+                   help=f"XLA flag sets, each a name ({', '.join(XLA_FLAG_SETS)}) or flags without their dashes "
+                        "('xla_gpu_graph_min_graph_size=2 ...'): every jaxgan row again in a process with these XLA_FLAGS")
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
     p.add_argument("--cache-dir", default=None,
                    help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
@@ -87,12 +112,13 @@ class JaxRow:
     d_passes: str = "two"
     dense: str = "xla"
     dropout_bits: int = 32
+    unroll: int = 1
 
     @property
     def name(self) -> str:
-        """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas", " 8-bit dropout"."""
+        """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas", " 8-bit dropout", " unroll 2"."""
         return (f"jaxgan {self.dtype} {self.prng}" + " one-d-pass" * (self.d_passes == "one") + ("" if self.dense == "xla" else f" {self.dense}")
-                + ("" if self.dropout_bits == 32 else f" {self.dropout_bits}-bit dropout"))
+                + ("" if self.dropout_bits == 32 else f" {self.dropout_bits}-bit dropout") + ("" if self.unroll == 1 else f" unroll {self.unroll}"))
 
     def gan(self, batch_size: int):
         from jaxgan.build import make_gan
@@ -113,14 +139,16 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, precision: str, variant
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
         start = time.perf_counter()
-        compiled = train_epoch.lower(state, images, batch_size).compile()
+        compiled = train_epoch.lower(state, images, batch_size, unroll=variant.unroll).compile()
         compile_s = time.perf_counter() - start
         hits = compile_cache.cache_hits() - hits
-    per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size)
+    # The loop's body holds `unroll` steps: XLA's counts of an iteration, per step.
+    per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size // variant.unroll)
+    ops = xla_stats.hlo_ops(compiled.as_text())
     return {
         "row": variant.name, "precision": variant.dtype, "compile_s": compile_s, "cache_hits": hits,
-        "xla_flops_per_step": per_step["flops"], "xla_bytes_per_step": per_step["bytes_accessed"],
-        **xla_stats.hlo_ops(compiled.as_text()),
+        "xla_flops_per_step": per_step["flops"] / variant.unroll, "xla_bytes_per_step": per_step["bytes_accessed"] / variant.unroll,
+        **ops, "step_fusions": ops["step_fusions"] / variant.unroll, "step_kernels": ops["step_kernels"] / variant.unroll,
         "_run": (compiled, state, images),
     }
 
@@ -145,6 +173,27 @@ def warm_compile(argv: list[str], cache: str) -> dict:
     command = [sys.executable, __file__, *argv, "--compile-only", "--cache-dir", cache]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return {r["row"]: r for r in json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def with_xla_flags(args, flags: str, variants: list[JaxRow]) -> list[dict]:
+    """The jaxgan rows timed in a fresh process with `flags` added to XLA_FLAGS, each named "ROW [flags]";
+    rows saying why when that process fails (an unknown flag aborts it)."""
+    env_flags = XLA_FLAG_SETS.get(flags) or " ".join(f"--{f}" for f in flags.split())
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {env_flags}".strip()}
+    with tempfile.TemporaryDirectory(prefix="jaxgan_bench_flags_") as tmp:
+        # A compilation cache of its own: compile times cold (XLA:GPU keeps its autotuning results there too).
+        command = [sys.executable, __file__, "--batch-size", str(args.batch_size), "--images", str(args.images), "--steps", str(args.steps),
+                   "--precision", args.precision, "--jax", *args.jax, "--prng", *args.prng, "--d-passes", *args.d_passes, "--dense", *args.dense,
+                   "--dropout-bits", *map(str, args.dropout_bits), "--unroll", *map(str, args.unroll), "--torch", "--no-warm",
+                   "--cache-dir", f"{tmp}/xla", "--json", f"{tmp}/rows.json"]
+        out = subprocess.run(command, capture_output=True, text=True, env=env)
+        if out.returncode:
+            lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
+            why = next((line for line in lines if "XLA_FLAGS" in line), lines[-1]).split("] ")[-1]  # XLA's own words, without its log prefix
+            return [{"row": f"{v.name} [{flags}]", "precision": v.dtype, "skipped": f"failed here ({why[:200]})"} for v in variants]
+        with open(f"{tmp}/rows.json") as f:
+            rows = json.load(f)["rows"]
+    return [{**r, "row": f"{r['row']} [{flags}]", "xla_flags": env["XLA_FLAGS"]} for r in rows]
 
 
 def device_names() -> dict:
@@ -198,7 +247,7 @@ def table(rows: list[dict]) -> str:
                   "| row | XLA GFLOP/step | XLA GB accessed/step | fusions | kernels | fusions/step | kernels/step |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['row']} | {r['xla_flops_per_step'] / 1e9:.2f} | {r['xla_bytes_per_step'] / 1e9:.3f} | {r['fusions']} | "
-                  f"{r['kernels']} | {r['step_fusions']} | {r['step_kernels']} |" for r in jax_rows]
+                  f"{r['kernels']} | {r['step_fusions']:g} | {r['step_kernels']:g} |" for r in jax_rows]
     return "\n".join(lines)
 
 
@@ -208,6 +257,8 @@ def main(argv=None) -> int:
     try:
         if args.batch_size > args.images:
             raise data.DataError(f"--batch-size {args.batch_size} is larger than --images {args.images}; choose at most {args.images}.")
+        if odd := [u for u in args.unroll if (args.images // args.batch_size) % u]:
+            raise data.DataError(f"--unroll {odd[0]} does not divide an epoch's {args.images // args.batch_size} steps; choose a divisor.")
         images_NxD = data.load("train", subset=args.images).flat_NxD
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -235,7 +286,7 @@ def jax_row(run, *args) -> dict:
 
 
 def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
-    variants = [JaxRow(*choice) for choice in itertools.product(args.jax, args.prng, args.d_passes, args.dense, args.dropout_bits)]
+    variants = [JaxRow(*choice) for choice in itertools.product(args.jax, args.prng, args.d_passes, args.dense, args.dropout_bits, args.unroll)]
     if args.compile_only:
         rows = [jax_row(compile_jax, images_NxD, args.batch_size, args.precision, v) for v in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
@@ -249,8 +300,9 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
             rows.append(bench_torch(images_NxD, args.batch_size, args.article_steps, row, args.precision, device))
             continue
         # torch.compile needs a working toolchain: report and go on.
-        rows.append(or_failed(TORCH_ROWS[row][0], TORCH_ROWS[row][1], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
+        rows.append(or_failed(*TORCH_ROWS[row][:2], bench_torch, images_NxD, args.batch_size, args.steps, row, args.precision, device))
     rows += [jax_row(bench_jax, images_NxD, args.batch_size, args.steps, args.precision, v) for v in variants]
+    rows += [r for flags in args.xla_flags for r in with_xla_flags(args, flags, variants)]
     if variants and not args.no_warm:
         warm = warm_compile([a for a in argv if a != "--compile-only"], cache)
         for r in rows:
@@ -258,7 +310,8 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
     result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
-              "dense": args.dense, "dropout_bits": args.dropout_bits,
+              "dense": args.dense, "dropout_bits": args.dropout_bits, "unroll": args.unroll,
+              "xla_flags": {f: XLA_FLAG_SETS.get(f, f) for f in args.xla_flags},
               "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
     print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
           f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")

@@ -17,9 +17,13 @@ def main(argv=None) -> int:
     args = build_parser(TORCH, __doc__, default_workdir="runs/compare").parse_args(argv)
 
     def run():
+        config, options = from_flags(TORCH, args)
+        from jaxgan import compile_cache  # imports JAX: after the flags are known to be good
         from sidebyside.compare import compare
 
-        config, options = from_flags(TORCH, args)
+        # jaxgan's side compiles at precision highest (41-60 s on a GPU): a rerun, or a compare after
+        # train_jax.py at highest, loads those programs from train_jax.py's cache (JAXGAN_NO_CACHE=1: off).
+        compile_cache.enable()
         return compare(config, device=options["device"], loader=options["loader"], argv=argv)
 
     return run_cli(run, done="{workdir}/report.md")

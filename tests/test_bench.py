@@ -34,13 +34,14 @@ def test_flop_count_agrees_with_xla_cost_analysis():
 def test_bench_runs_at_a_tiny_size_and_reports_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--batch-size", "50", "--images", "500", "--steps", "3", "--article-steps", "1",
-            "--torch", "eager", "cudagraphs", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
+            "--torch", "eager", "cudagraphs", "graph", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
     assert load_script("bench").main(argv) == 0
     result = json.loads(out.read_text())
     rows = {r["row"]: r for r in result["rows"]}
-    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch eager bf16 autocast", "torch article loader",
-                         "jaxgan float32 threefry2x32"}
-    assert rows["torch reduce-overhead (CUDA graphs)"]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
+    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step", "torch eager bf16 autocast",
+                         "torch article loader", "jaxgan float32 threefry2x32"}
+    for graphs in ("torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step"):
+        assert rows[graphs]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
     ran = {name: r for name, r in rows.items() if "skipped" not in r}
     assert rows["torch eager"]["x_eager"] == 1.0
     assert rows["jaxgan float32 threefry2x32"]["steps"] == 10  # 3 steps round up to one whole epoch of 500 / 50
@@ -110,3 +111,77 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
     assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
                                         "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
     assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
+
+
+@pytest.mark.parametrize("unroll", [2, 4], ids=["2 divides 6 steps", "4 leaves a remainder"])
+def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
+    import numpy as np
+
+    from jaxgan import data, epochs
+
+    config = Config(batch_size=32, g_features=(32, 64), d_features=(32, 16), latent_dim=8)
+    images = jax.numpy.asarray(data.load("train", subset=6 * 32).flat_NxD)
+    fresh = lambda: create_train_state(make_gan(config), jax.random.key(0))  # noqa: E731
+    rolled, unrolled = epochs.run(fresh(), images, 32), epochs.run(fresh(), images, 32, unroll=unroll)
+    assert unrolled[1]["d_loss"].shape == (6,)
+    for a, b in zip(jax.tree.leaves((rolled[0].g_params, rolled[0].d_params, rolled[0].step, rolled[1])),
+                    jax.tree.leaves((unrolled[0].g_params, unrolled[0].d_params, unrolled[0].step, unrolled[1])), strict=True):
+        # The same operations in the same order; XLA may fuse across the unrolled steps: float32 round-off at most.
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    # The option reaches the program: the loop's body holds `unroll` steps.
+    assert epochs.run.lower(fresh(), images, 32, unroll=unroll).as_text() != epochs.run.lower(fresh(), images, 32).as_text()
+
+
+def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--batch-size", "50", "--images", "200", "--steps", "2", "--torch", "--jax", "float32", "--unroll", "1", "2", "--no-warm",
+            "--xla-flags", "min-graph-size-1", "xla_no_such_flag=1", "--json", str(out)]
+    assert load_script("bench").main(argv) == 0
+    rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
+    base = "jaxgan float32 threefry2x32"
+    assert list(rows) == [base, f"{base} unroll 2", f"{base} [min-graph-size-1]", f"{base} unroll 2 [min-graph-size-1]",
+                          f"{base} [xla_no_such_flag=1]", f"{base} unroll 2 [xla_no_such_flag=1]"]
+    flagged = rows[f"{base} [min-graph-size-1]"]
+    assert flagged["xla_flags"].endswith("--xla_gpu_graph_min_graph_size=1") and flagged["steps"] == 4 and flagged["steps_per_s"] > 0
+    # A GPU flag leaves the CPU's program alone: the other process trained the same epoch of 4 steps to the same loss.
+    assert flagged["final_d_loss"] == rows[base]["final_d_loss"]
+    unrolled = rows[f"{base} unroll 2"]
+    assert unrolled["final_d_loss"] == pytest.approx(rows[base]["final_d_loss"], rel=1e-5)
+    # Two steps in each of the loop's 2 iterations, XLA's counts per step: the same step's work (fusions may merge across the two).
+    assert unrolled["xla_flops_per_step"] == pytest.approx(rows[base]["xla_flops_per_step"], rel=0.01)
+    assert 0.8 * rows[base]["step_kernels"] <= unrolled["step_kernels"] <= rows[base]["step_kernels"]
+    assert rows[f"{base} [xla_no_such_flag=1]"]["skipped"] == "failed here (Unknown flag in XLA_FLAGS: --xla_no_such_flag=1)"
+
+
+def test_bench_refuses_an_xla_flag_set_it_does_not_know_and_an_unroll_that_splits_a_step_in_one_sentence(capsys):
+    with pytest.raises(SystemExit):
+        load_script("bench").main(["--xla-flags", "command-buffers-please"])
+    assert "'command-buffers-please' is neither a flag set (no-command-buffers, " in capsys.readouterr().err
+    assert load_script("bench").main(["--batch-size", "50", "--images", "150", "--unroll", "1", "2"]) == 2
+    assert capsys.readouterr().err == "error: --unroll 2 does not divide an epoch's 3 steps; choose a divisor.\n"
+
+
+def test_profile_epoch_writes_the_program_a_trace_and_the_busiest_operations(tmp_path):
+    import tarfile
+
+    argv = ["--out", str(tmp_path), "--dtype", "float32", "--batch-size", "50", "--images", "100", "--epochs", "2", "--top", "5"]
+    assert load_script("profile_epoch").main(argv) == 0
+    hlo = (tmp_path / "epoch_hlo.txt").read_text()
+    assert hlo.startswith("HloModule jit_run") and "while" in hlo  # the scanned epoch, optimised
+    with tarfile.open(tmp_path / "trace.tar.gz") as tar:
+        assert any(name.endswith(".xplane.pb") for name in tar.getnames())
+    table = (tmp_path / "kernels.md").read_text().splitlines()
+    assert "4 steps traced" in table[0] and table[2] == "| operation | ms a step | calls a step | share |"
+    ops = [line.split(" | ") for line in table[4:]]
+    assert len(ops) == 5 and all(float(ms) > 0 for _, ms, _, _ in ops)
+    shares = [float(share.rstrip("% |")) for *_, share in ops]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100 + 0.05 * len(shares)  # of all operations, rounded
+    all_ms = float(table[0].split("ms a step in all")[0].split(": ")[-1])
+    assert sum(float(ms) for _, ms, _, _ in ops) <= all_ms * 1.001
+    assert "ThunkExecutor" not in "".join(table) and "end: " not in "".join(table)
+
+
+def test_profile_epoch_refuses_a_batch_larger_than_the_images(tmp_path, capsys):
+    assert load_script("profile_epoch").main(["--out", str(tmp_path / "p"), "--batch-size", "200", "--images", "100"]) == 2
+    assert capsys.readouterr().err == "error: need 1 <= --batch-size (200) <= --images (100) and --epochs >= 1.\n"
+    assert not (tmp_path / "p").exists()

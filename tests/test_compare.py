@@ -58,3 +58,24 @@ def test_compare_refuses_bad_settings_before_writing(tmp_path, settings, message
     with pytest.raises(ConfigError, match=message):
         compare(Config(workdir=str(workdir), **settings).validate(), device="cpu")
     assert not workdir.exists()
+
+
+def test_compare_script_compiles_into_the_persistent_cache_unless_switched_off(tmp_path, monkeypatch):
+    import jax
+
+    import sidebyside.compare
+    from conftest import load_script
+    from jaxgan import compile_cache
+
+    seen = []
+    monkeypatch.setattr(sidebyside.compare, "compare", lambda config, **_: seen.append(jax.config.jax_compilation_cache_dir) or tmp_path)
+    compile_cache.disable()  # as a fresh process starts
+    monkeypatch.setenv("JAXGAN_CACHE_DIR", str(tmp_path / "xla"))
+    try:
+        assert load_script("compare").main(["--workdir", str(tmp_path / "cmp")]) == 0
+        compile_cache.disable()
+        monkeypatch.setenv("JAXGAN_NO_CACHE", "1")
+        assert load_script("compare").main(["--workdir", str(tmp_path / "cmp")]) == 0
+    finally:
+        compile_cache.disable()
+    assert seen == [str(tmp_path / "xla"), None]

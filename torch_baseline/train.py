@@ -87,10 +87,14 @@ def resolve_device(name: str | None) -> str:
     return device
 
 
-def build(config: Config, data_dim: int, device) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
+def build(
+    config: Config, data_dim: int, device, capturable: bool = False
+) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
+    """The article's modules and Adams; `capturable` Adams keep their step count on the GPU (a CUDA graph replays them)."""
     G = Generator(config.latent_dim, config.g_features, data_dim).to(device)
     D = Discriminator(data_dim, config.d_features, config.dropout).to(device)
-    return G, D, torch.optim.Adam(G.parameters(), lr=config.lr), torch.optim.Adam(D.parameters(), lr=config.lr)
+    adam = lambda m: torch.optim.Adam(m.parameters(), lr=config.lr, capturable=capturable)  # noqa: E731
+    return G, D, adam(G), adam(D)
 
 
 def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_state_dicts: dict | None = None) -> Path:
