@@ -34,8 +34,6 @@ from jaxgan.fit import JaxTrainer
 from jaxgan.gan import GAN
 from jaxgan.step import create_train_state
 
-TABLE_KEYS = ("epoch", "step", *reporting.METRIC_KEYS, "fid", "best_fid", "best_epoch")
-
 
 def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices: int | None = None, per_step: bool | None = None,
         dense: str = "xla") -> Path:
@@ -153,7 +151,8 @@ class _Run:
                 epoch_seconds, last_step = seconds / k, trainer.step()
                 for i, per_member in enumerate(per_epoch):
                     step = last_step - (k - 1 - i) * trainer.steps_per_epoch
-                    evaluates = i == k - 1 and config.eval_every and epoch % config.eval_every == 0
+                    # Of the state at the call's end, which is this epoch's.
+                    views = self.views() if i == k - 1 and config.eval_every and epoch % config.eval_every == 0 else None
                     for m, s in enumerate(seeds):
                         if s in self.stopped:
                             continue
@@ -162,11 +161,10 @@ class _Run:
                             tqdm.write(f"seed {s} diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); it stops there, the others go on.")
                             continue
                         record = runs.epoch_record(epoch, step, per_member[m], epoch_seconds, trainer.steps_per_epoch)
-                        if evaluates:
-                            view = self.views()[m]
-                            record |= self.evaluate(view, s)
+                        if views:
+                            record |= self.evaluate(views[m], s)
                             if runs.is_best(record, self.records[s]):
-                                view.save_best(self.folder(s))
+                                views[m].save_best(self.folder(s))
                         logs[s].write(record)
                         boards[s].scalars(record)
                         self.records[s].append(record)
@@ -218,7 +216,7 @@ class _Run:
             summary |= {"diverged_in_epoch": self.stopped[s]} if s in self.stopped else {}
             files.write_text(self.folder(s) / "summary.json", json.dumps(summary, indent=2))
             evaluated = [r for r in records if "fid" in r]
-            members.append({"seed": s, **{key: last.get(key) for key in ("epoch", "step", *reporting.METRIC_KEYS)},
+            members.append({"seed": s, "epoch": summary["epoch"], "step": summary["step"], **{key: last.get(key) for key in reporting.METRIC_KEYS},
                             "fid": evaluated[-1]["fid"] if evaluated else None, **runs.best_evaluation(records),
                             "diverged_in_epoch": self.stopped.get(s), "folder": self.folder(s).name})
         top = Path(self.config.workdir)

@@ -171,7 +171,8 @@ def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monk
     blow_up({1}, monkeypatch)
     assert train([*FLAGS, "--epochs", "2", "--seeds", "3", "--workdir", str(tmp_path / "one")]) == 0
     out = capsys.readouterr()
-    assert "seed 1 diverged in epoch 1" in out.err and "stopped: seed 1 diverged in epoch 1; the other seeds trained to epoch 2." in out.out
+    assert "seed 1 diverged in epoch 1 (a loss or a parameter is NaN or Inf); it stops there" in out.out
+    assert "stopped: seed 1 diverged in epoch 1; the other seeds trained to epoch 2." in out.out
     assert [len(read(tmp_path / "one" / f"seed_{s}")) for s in (0, 1, 2)] == [2, 0, 2]
     table = json.loads((tmp_path / "one" / "seeds.json").read_text())
     assert [m["diverged_in_epoch"] for m in table["members"]] == [None, 1, None]
