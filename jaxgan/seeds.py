@@ -57,7 +57,9 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices:
     states = [create_train_state(gan, jax.random.key(s, impl=prng_impl)) for s in seeds]
     if per_step is None:
         per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
-    run_epoch = stacked.compile_epoch(stacked.stack(states), config.batch_size, per_step)
+    # On the CPU, XLA runs a vmapped convolution (grouped, a group a member) slowly: the members' steps are written out instead.
+    unrolled = per_step and jax.default_backend() == "cpu"
+    run_epoch = stacked.compile_epoch(stacked.stack(states), config.batch_size, per_step, unrolled)
     labels_N = jnp.asarray(train.labels_N.astype(np.int32)) if gan.num_classes else None
     trainer = stacked.Stacked(states, run_epoch, jnp.asarray(train.flat_NxD), labels_N, len(train) // (config.batch_size * gan.d_steps))
     with runs.WorkdirLock(top):

@@ -55,10 +55,18 @@ def _masked(old: TrainState, new: TrainState, alive_K: jax.Array, metrics: dict)
     return new.replace(**{f: jax.tree.map(pick, getattr(new, f), getattr(old, f)) for f in _TRAINED}), alive_K
 
 
-def compile_epoch(like: TrainState, batch_size: int, per_step: bool = False):
+def _unrolled(state: TrainState, idx_KxDxB: jax.Array, images_NxD: jax.Array, labels_N: jax.Array | None):
+    """One step of each member, written out one after the other in one program (not vmapped)."""
+    outs = [epochs.step_at(member(state, k), idx_KxDxB[k], images_NxD, labels_N) for k in range(idx_KxDxB.shape[0])]
+    return stack([s for s, _ in outs]), jax.tree.map(lambda *m: jnp.stack(m), *[m for _, m in outs])
+
+
+def compile_epoch(like: TrainState, batch_size: int, per_step: bool = False, unrolled: bool = False):
     """`run(state, alive_K, images_NxD, labels_N) -> (state, alive_K, metrics_KxS)`: one epoch of every
     member of a stacked state shaped like `like`, stopped members masked; with `per_step`, one
-    compiled call a step (`jaxgan.epochs.loop`'s way, for convolutions on the CPU), the same numbers."""
+    compiled call a step (`jaxgan.epochs.loop`'s way, for convolutions on the CPU), the same numbers.
+    `unrolled` (with `per_step`): the members' steps written out one by one in the step's program
+    instead of vmapped, where a vmapped convolution (a grouped one, a group a member) runs slowly."""
     axes = _axes(like)
     if not per_step:
 
@@ -70,7 +78,8 @@ def compile_epoch(like: TrainState, batch_size: int, per_step: bool = False):
         return jax.jit(epoch, donate_argnums=0)
 
     shuffle = jax.jit(jax.vmap(epochs.shuffled_batches, in_axes=(axes, None, None)), static_argnums=(1, 2))
-    step = jax.jit(jax.vmap(epochs.step_at, in_axes=(axes, 0, None, None), out_axes=(axes, 0)), donate_argnums=0)
+    vmapped = jax.vmap(epochs.step_at, in_axes=(axes, 0, None, None), out_axes=(axes, 0))
+    step = jax.jit(_unrolled if unrolled else vmapped, donate_argnums=0)
     copy, mask = jax.jit(functools.partial(jax.tree.map, jnp.copy)), jax.jit(_masked, donate_argnums=1)
 
     def loop(state, alive_K, images_NxD, labels_N):

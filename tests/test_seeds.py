@@ -67,17 +67,18 @@ def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(pe
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and members.step() == 12
 
 
-def test_dcgan_members_step_one_call_a_step_with_lazy_r1_still_a_branch():
+def test_dcgan_members_step_one_call_a_step_unrolled_and_lazy_r1_stays_a_branch_when_vmapped():
     config = Config(batch_size=100, arch="dcgan", dcgan_features=8, ema_decay=0.99, r1_weight=1.0, r1_every=2)
     gan = build.make_gan(config)
     images_NxD = jnp.asarray(data.load("train", subset=200).flat_NxD)
     fresh = [create_train_state(gan, jax.random.key(s)) for s in (0, 1)]
-    members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step=True), images_NxD, None, 2)
+    # The CPU's way for convolutions (jaxgan.seeds): one call a step, the members written out in it.
+    members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step=True, unrolled=True), images_NxD, None, 2)
     means, _ = members.train_epochs(1)
     seed1, seed1_means = single_epochs(gan, create_train_state(gan, jax.random.key(1)), images_NxD, 100, True, 1)
     assert largest_difference(stacked.member(members.state, 1), seed1) < 10 * TOL  # convolutions: measured 1e-6
     assert means[0][1] == pytest.approx(seed1_means[0], rel=10 * TOL) and members.step() == 2
-    # The step is shared, not stacked: lazy R1's cond stays a branch (vmap would compute both sides of a batched one).
+    # Vmapped (the GPU's way), the step is shared, not stacked: lazy R1's cond stays a branch (a batched one computes both sides).
     step = jax.vmap(epochs.step_at, in_axes=(stacked._axes(members.state), 0, None), out_axes=(stacked._axes(members.state), 0))
     jaxpr = str(jax.make_jaxpr(step)(members.state, jnp.zeros((2, 1, 100), jnp.int32), images_NxD))
     assert "cond[" in jaxpr
