@@ -118,6 +118,7 @@ class _Run:
         top = Path(self.config.workdir)
         restored = resume.restore_latest(self.checkpointer, self.trainer.state)
         if restored is None:
+            runs.reopen_for_resume(top, self.top_info)
             print(f"{top} holds no complete checkpoint (the run stopped before its first one): starting it afresh from epoch 1.")
             for s in self.seeds:
                 runs.start_afresh(self.folder(s), self.infos[s])
@@ -126,6 +127,7 @@ class _Run:
         epoch = meta["epoch"]
         if epoch > self.config.epochs or (epoch == self.config.epochs and _table(top).get("epoch") == epoch):
             raise ConfigError(f"the runs in {top} are already at epoch {epoch}; pass --epochs above {epoch} to continue them.")
+        runs.reopen_for_resume(top, self.top_info)  # config.json: the run goes on with this --epochs etc.
         self.stopped = {int(s): e for s, e in meta["config"].get("stopped", {}).items()}
         self.trainer.load(state, np.array([s not in self.stopped for s in self.seeds]))
         for s in self.seeds:

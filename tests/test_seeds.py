@@ -149,6 +149,7 @@ def test_ctrl_c_then_resume_continue_every_member_bit_for_bit(tmp_path, monkeypa
             np.testing.assert_array_equal(a, b)
     assert train([*FLAGS, "--epochs", "3", "--resume", "--seeds", "2", "--workdir", str(stopped)]) == 2
     assert "already at epoch 3" in capsys.readouterr().err
+    assert json.loads((stopped / "config.json").read_text())["epochs"] == 3 and (stopped / "checkpoints" / "3").is_dir()
 
 
 def blow_up(seeds_to_break: set[int], monkeypatch) -> None:
