@@ -41,6 +41,22 @@ def keep_probability(rate: float, bits: int = 32) -> float:
     return 1.0 - rate if bits == 32 else round((1.0 - rate) * 2**bits) / 2**bits
 
 
+def _seed_list(text: str, first: int) -> tuple[int, ...] | None:
+    """--seeds as seeds: "K" is K seeds from `first`, "0,3,5" (or "5,") those seeds; None when it is neither."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        return tuple(range(first, first + int(parts[0]))) if parts[0].isdigit() and int(parts[0]) >= 1 else None
+    parts = parts[:-1] if parts[-1] == "" else parts
+    if not all(p.isdigit() and int(p) < 2**32 for p in parts) or len(set(map(int, parts))) != len(parts):
+        return None
+    return tuple(map(int, parts))
+
+
+def seeds_text(seeds: tuple[int, ...]) -> str:
+    """The --seeds text of a list of seeds, as config.json records it (one seed: "S,", not a count)."""
+    return ",".join(map(str, seeds)) + ("," if len(seeds) == 1 else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The article's configuration by default (batch 6000, 2000 epochs, Adam 2e-4).
@@ -58,6 +74,12 @@ class Config:
     )
     seed: int = declare(
         0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True
+    )
+    seeds: str | None = declare(
+        None, "--seeds", "train several seeds as one compiled program: K (seeds --seed .. --seed + K - 1) or a list such as 0,3,5; "
+        "each seed's run goes to WORKDIR/seed_S, a table of all of them to WORKDIR/seeds.md",
+        must=("be a count K of at least 1 or a comma-separated list of distinct seeds in [0, 2**32), such as 0,3,5",
+              lambda v: _seed_list(v, 0) is not None), trainers=(JAX,), run=True,
     )
     subset: int | None = declare(
         None, "--subset", "train on the first N images only (after --digit)", must=("be at least 1 image", lambda v: v >= 1), run=True
@@ -186,6 +208,11 @@ class Config:
             return self.beta1
         return 0.5 if self.arch == "dcgan" else 0.9
 
+    @property
+    def member_seeds(self) -> tuple[int, ...] | None:
+        """The seeds --seeds trains (None: one run, of --seed)."""
+        return None if self.seeds is None else _seed_list(self.seeds, self.seed)
+
     def validate(self) -> Config:
         """Returns self, or raises ConfigError naming the first bad field."""
         for setting in CONFIG_SETTINGS:
@@ -206,6 +233,10 @@ class Config:
                 self.dropout_bits == 32 or 0 < keep_probability(self.dropout, self.dropout_bits) < 1,
                 f"--dropout {self.dropout} with --dropout-bits {self.dropout_bits} rounds to a keep probability of "
                 f"{keep_probability(self.dropout, self.dropout_bits):g}; use more bits or a rate further from 0 and 1.",
+            ),
+            (
+                self.seeds is None or all(s < 2**32 for s in self.member_seeds),
+                f"--seeds {self.seeds} from --seed {self.seed} goes past 2**32 - 1; choose a lower --seed or fewer seeds.",
             ),
             (not (self.resume and self.overwrite), "--resume continues a run and --overwrite replaces it: pass only one."),
             (

@@ -58,7 +58,14 @@ def fit(
     `dense`: "pallas" runs the MLPs' hidden layers as Pallas kernels (`jaxgan.pallas_dense`), the same maths.
     Raises ConfigError, DataError or CheckpointError before anything is written
     on bad input; runs.Diverged or runs.Interrupted after saving what was good.
+    With `config.seeds`, trains those seeds as one program instead (`jaxgan.seeds`).
     """
+    if config.seeds is not None:
+        from jaxgan import seeds
+
+        if gan is not None or init_params is not None:
+            raise ConfigError("--seeds trains the GAN the config describes from each seed's own weights; leave out gan and init_params.")
+        return seeds.fit(config, dtype=dtype, prng_impl=prng_impl, devices=devices, per_step=per_step, dense=dense)
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
     # Before make_gan: a DCGAN of the wrong image size is refused in one sentence, not by its module.

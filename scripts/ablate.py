@@ -4,11 +4,13 @@ Each variant is the article's configuration with a few research options changed
 (see VARIANTS); all train on the same data for the same number of epochs and
 seed, then their final generators are measured with the project's evaluation
 (jaxgan.evaluate: FID and the rest at --eval-n samples). --seeds K trains each
-variant with seeds --seed .. --seed + K - 1 and reports every figure as mean ± sd
-over them. The table states N and the real-data floor at that N (--eval-n
+variant with seeds --seed .. --seed + K - 1, all K as one compiled program
+(train_jax.py --seeds: one compile, the seeds side by side on the device), and
+reports every figure as mean ± sd over them; "train s" is that program's time,
+all seeds together. The table states N and the real-data floor at that N (--eval-n
 training images through the same evaluation). Writes, in --workdir: one run
-folder per variant (with K > 1, one per seed inside it), results.json and
-table.md (README's research table).
+folder per variant (with K > 1, a workdir of --seeds with one run folder per seed,
+seed_S, inside it), results.json and table.md (README's research table).
 
     python scripts/ablate.py --epochs 10 --batch-size 100 --seeds 3 --workdir runs/ablate
 """
@@ -95,26 +97,23 @@ def main(argv=None) -> int:
             epochs=args.epochs, batch_size=args.batch_size, subset=args.subset, seed=args.seed, eval_n=args.eval_n,
             sample_every=args.epochs, checkpoint_every=args.epochs, overwrite=args.overwrite,
         )
-        seeds = range(args.seed, args.seed + args.seeds)
-        folder = lambda n, s: Path(args.workdir) / n / (f"seed{s}" if args.seeds > 1 else "")  # noqa: E731
-        configs = {
-            n: [dataclasses.replace(base, seed=s, workdir=str(folder(n, s)), **VARIANTS[n][0]).validate() for s in seeds] for n in names
-        }
+        seeds = None if args.seeds == 1 else str(args.seeds)
+        configs = {n: dataclasses.replace(base, seeds=seeds, workdir=str(Path(args.workdir) / n), **VARIANTS[n][0]).validate() for n in names}
         return ablate(configs, Path(args.workdir))
 
     return run_cli(run, done="{workdir}/table.md, {workdir}/results.json")
 
 
-def ablate(configs: dict[str, list[Config]], workdir: Path) -> Path:
-    """Trains and evaluates each variant once per seed (its list of configs); returns `workdir`."""
+def ablate(configs: dict[str, Config], workdir: Path) -> Path:
+    """Trains and evaluates each variant (with `seeds`, its seeds as one program); returns `workdir`."""
     from jaxgan import data, evaluate
 
-    first = next(iter(configs.values()))[0]
-    seeds = [c.seed for c in next(iter(configs.values()))]
+    first = next(iter(configs.values()))
+    seeds = list(first.member_seeds or (first.seed,))
     reference = evaluate.test_reference(first.eval_n, first.seed)
     if not first.overwrite:  # refuse an existing variant run before training any
-        for config in (c for runs_of in configs.values() for c in runs_of):
-            if (Path(config.workdir) / "metrics.jsonl").exists():
+        for config in configs.values():
+            if (Path(config.workdir) / ("config.json" if config.seeds else "metrics.jsonl")).exists():
                 raise ConfigError(f"{config.workdir} already holds a run; pass --overwrite or choose another --workdir.")
     # Results of other variants measured earlier at the same N stay in the table; these replace their own.
     workdir.mkdir(parents=True, exist_ok=True)
@@ -127,43 +126,47 @@ def ablate(configs: dict[str, list[Config]], workdir: Path) -> Path:
     chosen = evaluate.choose(len(train), first.eval_n, first.seed)
     floor = evaluate.evaluate_samples(train.flat_NxD[chosen], reference, train.labels_N[chosen])
     floor = {k: floor.get(k) for k in COLUMNS}
-    for name, runs_of in configs.items():
-        results[name] = _variant(name, runs_of, reference)
+    for name, config in configs.items():
+        results[name] = _variant(name, config, reference)
         _write(workdir, first.eval_n, floor, results)
     print(table(json.loads((workdir / "results.json").read_text())))
     return workdir
 
 
-def _variant(name: str, runs_of: list[Config], reference) -> dict:
+def _variant(name: str, config: Config, reference) -> dict:
     """One variant's figures: the mean over its seeds, their sd, and each seed's own."""
     import numpy as np
 
     from jaxgan import evaluate, runs
-    from jaxgan.fit import fit, load_final_params
     from jaxgan.build import gan_of_run
+    from jaxgan.fit import fit, load_final_params
 
-    config = runs_of[0]
+    seeds = list(config.member_seeds or (config.seed,))
     record = {
         "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
-        "subset": config.subset, "seed": config.seed, "seeds": [c.seed for c in runs_of],
+        "subset": config.subset, "seed": config.seed, "seeds": seeds,
     }
-    per_seed, diverged = [], {}
-    for config in runs_of:
-        start = time.perf_counter()
-        try:
-            run_dir = fit(config)
-        except runs.Diverged as e:  # a variant that blows up is a result too
-            diverged[config.seed] = str(e)
-            print(f"{name}, seed {config.seed}: diverged: {e}")
+    per_seed, diverged, start = [], {}, time.perf_counter()
+    try:
+        workdir = fit(config)
+    except runs.Diverged as e:  # a variant that blows up is a result too
+        print(f"{name}: diverged: {e}")
+        return record | {"diverged": str(e)}
+    seconds = time.perf_counter() - start
+    for seed in seeds:
+        run_dir = workdir / f"seed_{seed}" if config.seeds else workdir
+        stopped = json.loads((run_dir / "summary.json").read_text()).get("diverged_in_epoch")
+        if stopped:
+            diverged[seed] = f"diverged in epoch {stopped}"
+            print(f"{name}, seed {seed}: diverged in epoch {stopped}")
             continue
-        seconds = time.perf_counter() - start
         gan = gan_of_run(json.loads((run_dir / "config.json").read_text()))
         final = load_final_params(run_dir)  # the EMA of G where the run kept one
-        samples = evaluate.generate_jax(gan, final.get("g_ema_params", final["g_params"]), config.eval_n, config.seed)
+        samples = evaluate.generate_jax(gan, final.get("g_ema_params", final["g_params"]), config.eval_n, seed)
         figures = evaluate.evaluate_samples(samples, reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
         last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-        per_seed.append({"seed": config.seed, "steps": last["step"], "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS}})
-        print(f"{name}, seed {config.seed}: FID {figures['fid']:.1f} after {config.epochs} epochs ({seconds:.0f} s)")
+        per_seed.append({"seed": seed, "steps": last["step"], "train_seconds": round(seconds, 1), **{k: figures.get(k) for k in COLUMNS}})
+        print(f"{name}, seed {seed}: FID {figures['fid']:.1f} after {config.epochs} epochs ({len(seeds)} seeds in {seconds:.0f} s)")
     if diverged:
         record["diverged"] = "; ".join(f"seed {s}: {e}" for s, e in diverged.items())
     if not per_seed:

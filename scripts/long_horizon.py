@@ -1,7 +1,8 @@
 """Long-horizon check: are two groups of runs one distribution over many epochs?
 
-Each group is `jaxgan` or `torch_baseline` (trained here through their Python APIs,
-one run a seed, at the article's configuration unless flags say otherwise), `jaxgan:FLAGS`
+Each group is `jaxgan` or `torch_baseline` (trained here through their Python APIs at the
+article's configuration unless flags say otherwise: torch one run a seed, jaxgan every seed as
+one compiled program, as train_jax.py --seeds), `jaxgan:FLAGS`
 (jaxgan with train_jax.py's run-defining flags, e.g. `jaxgan:--one-d-pass`, trained under
 a folder of its own), or a folder of finished runs (metrics .jsonl files or workdirs, e.g. runs of the article's
 own code). Each run is scored by its share of per-epoch figures outside the leave-one-out
@@ -16,6 +17,7 @@ whether the candidate's shares are larger. Prints the verdict and writes JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import shlex
@@ -23,16 +25,16 @@ import sys
 from pathlib import Path
 
 from jaxgan import longrun, reporting
-from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser
+from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser, seeds_text
 from jaxgan.runs import EXIT_BAD_INPUT
 
 TRAINERS = ("jaxgan", "torch_baseline")
 
 
 def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str | None = None, **config) -> dict[str, list[dict]]:
-    """{"seed_N": records} of `trainer` trained once a seed under `workdir`/`folder` (default: `trainer`)/seed_N;
-    a run whose metrics already hold every epoch is read, not trained again.
-    `config`: Config fields (epochs, batch_size, subset, lr, dropout, ...)."""
+    """{"seed_N": records} of `trainer` trained once a seed under `workdir`/`folder` (default: `trainer`)/seed_N
+    (jaxgan: every seed as one program, train_jax.py --seeds); runs whose metrics already hold every
+    epoch are read, not trained again. `config`: Config fields (epochs, batch_size, subset, lr, dropout, ...)."""
     if trainer not in TRAINERS:
         raise UserError(f"unknown trainer {trainer!r}; choose one of {TRAINERS} or give a folder of runs.")
     if trainer == "jaxgan":
@@ -42,16 +44,24 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str
         from torch_baseline.train import fit
 
         torch.set_num_threads(1)  # a run a core: several runs go side by side
-    runs = {}
-    for seed in seeds:
-        run_dir = Path(workdir) / (folder or trainer) / f"seed_{seed}"
-        cfg = Config(seed=seed, workdir=str(run_dir), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config)
-        cfg.validate()
-        metrics = run_dir / "metrics.jsonl"
-        if not (metrics.is_file() and len(reporting.read_metrics(metrics)) >= cfg.epochs and _same_config(run_dir, cfg)):
-            fit(cfg)
-        runs[f"seed_{seed}"] = reporting.read_metrics(metrics)[: cfg.epochs]
-    return runs
+    top = Path(workdir) / (folder or trainer)
+    cfgs = {
+        s: Config(seed=s, workdir=str(top / f"seed_{s}"), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config).validate()
+        for s in seeds
+    }
+    done = lambda s: _finished(Path(cfgs[s].workdir), cfgs[s])  # noqa: E731
+    if trainer == "jaxgan" and not all(map(done, seeds)):
+        fit(dataclasses.replace(cfgs[seeds[0]], seeds=seeds_text(tuple(seeds)), workdir=str(top)))
+    for s in seeds:
+        if not done(s):
+            fit(cfgs[s])
+    return {f"seed_{s}": reporting.read_metrics(Path(cfgs[s].workdir) / "metrics.jsonl")[: cfgs[s].epochs] for s in seeds}
+
+
+def _finished(run_dir: Path, cfg: Config) -> bool:
+    """Whether `run_dir` holds a run of `cfg` whose metrics hold every epoch."""
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.is_file() and len(reporting.read_metrics(metrics)) >= cfg.epochs and _same_config(run_dir, cfg)
 
 
 def _same_config(run_dir: Path, cfg: Config) -> bool:
@@ -65,7 +75,7 @@ def _same_config(run_dir: Path, cfg: Config) -> bool:
 
 
 # What a jaxgan:FLAGS group may set: the run-defining Config settings the script does not set itself.
-_GROUP_SETTINGS = {s.name for s in CONFIG_SETTINGS if s.run} - {"batch_size", "subset", "seed"}
+_GROUP_SETTINGS = {s.name for s in CONFIG_SETTINGS if s.run} - {"batch_size", "subset", "seed", "seeds"}
 
 
 def group_flags(spec: str) -> dict:

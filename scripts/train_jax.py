@@ -34,7 +34,8 @@ def main(argv=None) -> int:
         dtype = None if o["dtype"] == "float32" else o["dtype"]
         return fit(config, dtype=dtype, prng_impl=o["prng"], devices=o["devices"], dense=o["dense"])
 
-    return run_cli(train)
+    seeds = "{workdir}/seeds.md, and a run folder a seed: {workdir}/seed_S/metrics.jsonl, samples/, losses.png"
+    return run_cli(train, *[seeds] if args.seeds else [])
 
 
 if __name__ == "__main__":

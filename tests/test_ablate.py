@@ -15,7 +15,9 @@ def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path, capsy
     info = json.loads((tmp_path / "results.json").read_text())
     r = info["variants"]["article"]
     assert r["seeds"] == [3, 4] and [s["seed"] for s in r["per_seed"]] == [3, 4]
-    assert (tmp_path / "article" / "seed3" / "final_params").exists() and (tmp_path / "article" / "seed4" / "final_params").exists()
+    assert (tmp_path / "article" / "seed_3" / "final_params").exists() and (tmp_path / "article" / "seed_4" / "final_params").exists()
+    # One program for both seeds: its table of members beside them.
+    assert [m["seed"] for m in json.loads((tmp_path / "article" / "seeds.json").read_text())["members"]] == [3, 4]
     for key in ("fid", "kid", "precision", "nn_features_close"):
         values = [s[key] for s in r["per_seed"]]
         assert r[key] == pytest.approx(np.mean(values)) and r["sd"][key] == pytest.approx(np.std(values, ddof=1))

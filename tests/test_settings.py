@@ -11,7 +11,7 @@ from jaxgan import runs
 from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError, build_parser, from_flags
 from jaxgan.settings import OWNER, SCRIPT, Setting
 
-CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere", "conditional"], tuple: [(8,), (8, 16)]}
+CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere", "conditional", "0,3,5"], tuple: [(8,), (8, 16)]}
 
 
 def example(s: Setting):
@@ -96,7 +96,7 @@ def test_the_run_defining_settings_are_the_ones_runs_were_saved_with():
     # Changing this set changes which saved runs resume: runs saved before still must.
     assert set(runs.RUN_FIELDS) == {
         "framework", "model", "latent_dim", "g_features", "d_features", "dropout", "batch_size", "subset", "digit",
-        "dataset", "data_dir", "seed", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
+        "dataset", "data_dir", "seed", "seeds", "lr", "label_smoothing", "g_loss", "dtype", "prng", "loader",
         "arch", "dcgan_features", "conditional", "d_loss", "gp_weight", "d_steps", "beta1", "beta2", "ema_decay", "ema_start",
         "g_lr", "d_lr", "r1_weight", "r1_every", "spectral_norm", "one_d_pass", "dropout_bits",
     }
