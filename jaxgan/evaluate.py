@@ -46,9 +46,20 @@ class Reference:
     logits_NxK: np.ndarray
     labels_N: np.ndarray
     index_N: np.ndarray  # which test images: their distances to the training set are computed for all 10,000 once
+    # Their k-NN radii (precision/recall) by k, and their features on the device: once per Reference.
+    _radii: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels_N)
+
+    @functools.cached_property
+    def features_device(self) -> jax.Array:
+        return jnp.asarray(self.features_NxF, jnp.float32)
+
+    def knn_radii(self, k: int) -> np.ndarray:
+        if k not in self._radii:
+            self._radii[k] = metrics.knn_radii(self.features_device, k)
+        return self._radii[k]
 
     def nn_train_distances(self, space: str) -> np.ndarray:
         """Each image's distance to its nearest MNIST training image in `space`: the memorisation check's yardstick."""
@@ -211,7 +222,7 @@ def evaluate_samples(
     features_dev, logits_dev = classifier.embed_device(params, samples_NxD)
     features, logits = np.asarray(features_dev, np.float64), np.asarray(logits_dev, np.float64)
     predicted_N = logits.argmax(1)
-    precision, recall = metrics.precision_recall(ref.features_NxF, features_dev, k)
+    precision, recall = metrics.precision_recall(ref.features_device, features_dev, k, real_radii_N=ref.knn_radii(k))
     modes, mode_kl = metrics.mode_coverage(predicted_N, ref.labels_N)
     subset_size = min(kid_subset_size, len(features), len(ref))
     kid, kid_std = metrics.kid(features, ref.features_NxF, kid_subsets, subset_size)

@@ -133,12 +133,15 @@ def kid(x_NxF: np.ndarray, y_MxF: np.ndarray, n_subsets: int = 100, subset_size:
     return float(np.mean(estimates)), float(np.std(estimates))
 
 
-def _centred(points_MxD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(centre_D, points - centre, their squared norms): distances do not change, and
-    ||q||^2 + ||c||^2 - 2 q.c loses less to round-off about the set's mean."""
+def _centred(points_MxD: jax.Array, block: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(centre_D, points - centre, their squared norms), padded to whole blocks with points at infinity.
+
+    About the set's mean, ||q||^2 + ||c||^2 - 2 q.c loses less to round-off, and no distance changes.
+    """
     centre_D = points_MxD.mean(0)
     c_MxD = points_MxD - centre_D
-    return centre_D, c_MxD, jnp.sum(c_MxD * c_MxD, 1)
+    pad = -len(c_MxD) % block
+    return centre_D, jnp.pad(c_MxD, ((0, pad), (0, 0))), jnp.pad(jnp.sum(c_MxD * c_MxD, 1), (0, pad), constant_values=jnp.inf)
 
 
 def _sq_distances_M(q_D: jax.Array, c_MxD: jax.Array, c_sq_M: jax.Array) -> jax.Array:
@@ -146,11 +149,31 @@ def _sq_distances_M(q_D: jax.Array, c_MxD: jax.Array, c_sq_M: jax.Array) -> jax.
     return jnp.maximum(jnp.sum(q_D * q_D) + c_sq_M - 2.0 * jnp.dot(c_MxD, q_D, precision=_HIGHEST), 0.0)
 
 
+def _kth_smallest(d_M: jax.Array, k: int) -> jax.Array:
+    """The (k+1)-th smallest entry (duplicates counted), from k + 1 min-reductions: XLA:CPU's top_k sorts, 10x slower."""
+    value, count = d_M.min(), jnp.sum(d_M <= d_M.min())
+    for _ in range(k):
+        above = jnp.where(d_M > value, d_M, jnp.inf).min()
+        value = jnp.where(count > k, value, above)
+        count = jnp.sum(d_M <= value)
+    return value
+
+
+def _block_argmin(d_M: jax.Array, block: int) -> jax.Array:
+    """argmin of d_M (len a multiple of `block`): the block of the smallest minimum, then within it.
+
+    Plain min-reductions over the row and an argmin over few entries: XLA:CPU's argmin of a long row is slow.
+    """
+    d_KxB = d_M.reshape(-1, block)
+    best = jnp.argmin(d_KxB.min(1))
+    return best * block + jnp.argmin(d_KxB[best])
+
+
 @functools.partial(jax.jit, static_argnames=("k", "chunk"))
 def _knn_radii(x_NxD: jax.Array, k: int, chunk: int) -> jax.Array:
-    centre_D, c_NxD, c_sq_N = _centred(x_NxD)
-    # Entry k of the k + 1 smallest: entry 0 is the point itself.
-    return jax.lax.map(lambda q_D: -jax.lax.top_k(-_sq_distances_M(q_D, c_NxD, c_sq_N), k + 1)[0][k], c_NxD, batch_size=chunk)
+    _, c_NxD, c_sq_N = _centred(x_NxD)
+    # Entry k of the sorted distances: entry 0 is the point itself.
+    return jax.lax.map(lambda q_D: _kth_smallest(_sq_distances_M(q_D, c_NxD, c_sq_N), k), c_NxD, batch_size=chunk)
 
 
 @functools.partial(jax.jit, static_argnames="chunk")
@@ -159,10 +182,10 @@ def _in_any_ball(q_NxD: jax.Array, centres_MxD: jax.Array, radii_M: jax.Array, c
     return jax.lax.map(lambda q_D: jnp.any(_sq_distances_M(q_D - centre_D, c_MxD, c_sq_M) <= radii_M), q_NxD, batch_size=chunk)
 
 
-@functools.partial(jax.jit, static_argnames="chunk")
-def _nearest_distances(x_NxD: jax.Array, y_MxD: jax.Array, chunk: int) -> jax.Array:
-    centre_D, c_MxD, c_sq_M = _centred(y_MxD)
-    nearest_N = jax.lax.map(lambda q_D: jnp.argmin(_sq_distances_M(q_D - centre_D, c_MxD, c_sq_M)), x_NxD, batch_size=chunk)
+@functools.partial(jax.jit, static_argnames=("chunk", "block"))
+def _nearest_distances(x_NxD: jax.Array, y_MxD: jax.Array, chunk: int, block: int = 128) -> jax.Array:
+    centre_D, c_MxD, c_sq_M = _centred(y_MxD, block)
+    nearest_N = jax.lax.map(lambda q_D: _block_argmin(_sq_distances_M(q_D - centre_D, c_MxD, c_sq_M), block), x_NxD, batch_size=chunk)
     # The distance to the neighbour found, from the difference itself: an exact copy reads 0.
     diff_NxD = x_NxD - y_MxD[nearest_N]
     return jnp.sqrt(jnp.sum(diff_NxD * diff_NxD, 1))
@@ -223,17 +246,19 @@ def knn_radii(x_NxF, k: int = 3, chunk: int = SEARCH_CHUNK) -> np.ndarray:
     return np.asarray(_knn_radii(_f32(x_NxF), k, chunk), np.float64)
 
 
-def precision_recall(real_NxF, fake_MxF, k: int = 3, chunk: int = SEARCH_CHUNK) -> tuple[float, float]:
+def precision_recall(real_NxF, fake_MxF, k: int = 3, chunk: int = SEARCH_CHUNK, real_radii_N=None) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019), searched in float32 on the device.
 
     precision: the fraction of fake points inside at least one real point's
     k-NN ball (radius: the distance to its k-th nearest real neighbour);
     recall: the fraction of real points inside at least one fake point's ball.
+    `real_radii_N`: `knn_radii(real_NxF, k)` when already known (a fixed real set).
     """
     _check_k(k, len(real_NxF))
     _check_k(k, len(fake_MxF))
     real, fake = _f32(real_NxF), _f32(fake_MxF)
-    real_radii_N, fake_radii_M = _knn_radii(real, k, chunk), _knn_radii(fake, k, chunk)
+    real_radii_N = _knn_radii(real, k, chunk) if real_radii_N is None else _f32(real_radii_N)
+    fake_radii_M = _knn_radii(fake, k, chunk)
     fake_in_real_M, real_in_fake_N = _in_any_ball(fake, real, real_radii_N, chunk), _in_any_ball(real, fake, fake_radii_M, chunk)
     # Counted on the device, divided in float64 here: a float32 mean would read 0.2 as 0.2000000030.
     return int(fake_in_real_M.sum()) / len(fake_MxF), int(real_in_fake_N.sum()) / len(real_NxF)
