@@ -46,7 +46,7 @@ class Reference:
     logits_NxK: np.ndarray
     labels_N: np.ndarray
     index_N: np.ndarray  # which test images: their distances to the training set are computed for all 10,000 once
-    # Their k-NN radii (precision/recall) by k, and their features on the device: once per Reference.
+    # Their k-NN radii (precision/recall) by k, computed once: the reference does not change between evaluations.
     _radii: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -167,9 +167,9 @@ def _test_nn_distances(folder: Path, weights_sha256: str, space: str) -> np.ndar
     _, test, images_key = _mnist(folder)
     # Pixel distances do not depend on the classifier.
     key = _digest(images_key, weights_sha256 if space == "features" else "", space)
-    queries = _embedding(folder, weights_sha256)["test_features"] if space == "features" else to_unit_range(test.flat_NxD)
 
     def compute() -> dict[str, np.ndarray]:
+        queries = _embedding(folder, weights_sha256)["test_features"] if space == "features" else to_unit_range(test.flat_NxD)
         return {"distances": metrics.nearest_distances(queries, _train_vectors(folder, weights_sha256, space))}
 
     return cached_arrays(folder / f"mnist-test-nn-{space}-v{_CACHE_VERSION}.npz", key, compute)["distances"]
