@@ -177,9 +177,20 @@ def _knn_radii(x_NxD: jax.Array, k: int, chunk: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames="chunk")
-def _in_any_ball(q_NxD: jax.Array, centres_MxD: jax.Array, radii_M: jax.Array, chunk: int) -> jax.Array:
-    centre_D, c_MxD, c_sq_M = _centred(centres_MxD)
-    return jax.lax.map(lambda q_D: jnp.any(_sq_distances_M(q_D - centre_D, c_MxD, c_sq_M) <= radii_M), q_NxD, batch_size=chunk)
+def _in_balls(real_NxD: jax.Array, fake_MxD: jax.Array, real_radii_N: jax.Array, fake_radii_M: jax.Array, chunk: int):
+    """(fake_in_real_M, real_in_fake_N): whether each point lies in a ball of the other set; one distance matrix serves both."""
+    centre_D, c_MxD, c_sq_M = _centred(fake_MxD)
+    n, pad = len(real_NxD), -len(real_NxD) % chunk
+    q_KxCxD = jnp.pad(real_NxD - centre_D, ((0, pad), (0, 0))).reshape(-1, chunk, real_NxD.shape[1])
+    r_KxC = jnp.pad(real_radii_N, (0, pad), constant_values=-1.0).reshape(-1, chunk)  # a padded row's ball holds nothing
+
+    def step(fake_in_real_M, q_and_r):
+        q_CxD, r_C = q_and_r
+        d_CxM = jax.vmap(_sq_distances_M, (0, None, None))(q_CxD, c_MxD, c_sq_M)
+        return fake_in_real_M | jnp.any(d_CxM <= r_C[:, None], 0), jnp.any(d_CxM <= fake_radii_M, 1)
+
+    fake_in_real_M, real_in_fake_KxC = jax.lax.scan(step, jnp.zeros(len(fake_MxD), bool), (q_KxCxD, r_KxC))
+    return fake_in_real_M, real_in_fake_KxC.reshape(-1)[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("chunk", "block"))
@@ -259,7 +270,7 @@ def precision_recall(real_NxF, fake_MxF, k: int = 3, chunk: int = SEARCH_CHUNK, 
     real, fake = _f32(real_NxF), _f32(fake_MxF)
     real_radii_N = _knn_radii(real, k, chunk) if real_radii_N is None else _f32(real_radii_N)
     fake_radii_M = _knn_radii(fake, k, chunk)
-    fake_in_real_M, real_in_fake_N = _in_any_ball(fake, real, real_radii_N, chunk), _in_any_ball(real, fake, fake_radii_M, chunk)
+    fake_in_real_M, real_in_fake_N = _in_balls(real, fake, real_radii_N, fake_radii_M, chunk)
     # Counted on the device, divided in float64 here: a float32 mean would read 0.2 as 0.2000000030.
     return int(fake_in_real_M.sum()) / len(fake_MxF), int(real_in_fake_N.sum()) / len(real_NxF)
 
