@@ -89,20 +89,25 @@ def _apply(params, x_BxD):
     return Classifier().apply({"params": params}, x_BxD)
 
 
-def embed(params, x_NxD: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(features_NxF, logits_Nx10) as float64 NumPy, for images in [-1, 1] (floats) or uint8 pixels."""
+def embed_device(params, x_NxD: np.ndarray, batch_size: int = 1000) -> tuple[jax.Array, jax.Array]:
+    """(features_NxF, logits_Nx10), float32 and left on the device, for images in [-1, 1] (floats) or uint8 pixels."""
     x_NxD = np.asarray(x_NxD)
     if x_NxD.dtype == np.uint8:
         x_NxD = x_NxD.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
     x_NxD = x_NxD.reshape(len(x_NxD), -1).astype(np.float32)
-    features, logits = [], []
+    chunks = []
     for start in range(0, len(x_NxD), batch_size):
         chunk = x_NxD[start : start + batch_size]
         # Pad the last chunk so every call has the same shape: one compilation.
-        f, l = _apply(params, np.pad(chunk, ((0, batch_size - len(chunk)), (0, 0))))
-        features.append(np.asarray(f[: len(chunk)], np.float64))
-        logits.append(np.asarray(l[: len(chunk)], np.float64))
-    return np.concatenate(features), np.concatenate(logits)
+        chunks.append(_apply(params, np.pad(chunk, ((0, batch_size - len(chunk)), (0, 0)))))
+    features, logits = (jnp.concatenate([c[i] for c in chunks])[: len(x_NxD)] for i in (0, 1))
+    return features, logits
+
+
+def embed(params, x_NxD: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(features_NxF, logits_Nx10) as float64 NumPy, for images in [-1, 1] (floats) or uint8 pixels."""
+    features, logits = embed_device(params, x_NxD, batch_size)
+    return np.asarray(features, np.float64), np.asarray(logits, np.float64)
 
 
 def accuracy(params, images_NxD: np.ndarray, labels_N: np.ndarray) -> float:

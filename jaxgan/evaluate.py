@@ -2,25 +2,36 @@
 
 `evaluate_samples(samples_NxD)` is the one call a trainer or a report needs: it
 embeds the samples with `jaxgan.classifier` and returns every metric of
-`jaxgan.metrics` as a flat dict of JSON-ready numbers.
+`jaxgan.metrics` as a flat dict of JSON-ready numbers. The classifier's view
+of MNIST (features of all 70,000 images, the test images' distances to the
+training set) is computed once per process and kept on disk beside the MNIST
+cache (`data.cache_dir()`), under a digest of the images and the classifier's
+weights; a file whose digest does not match is recomputed, never trusted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
+import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import classifier, data, metrics, reporting
+from jaxgan import classifier, data, files, metrics, reporting
 
 N_TEST = 10_000
 PR_K = 3
 KID_SUBSETS = 100  # Bińkowski et al.'s protocol: 100 subsets of min(1000, N)
 KID_SUBSET_SIZE = 1000
 NN_SPACES = ("features", "pixels")
+_CACHE_VERSION = 1
 
 
 class RunError(ValueError):
@@ -29,28 +40,30 @@ class RunError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """The real images' classifier outputs, computed once per evaluation set."""
+    """N MNIST test images as the classifier sees them: the evaluation protocol's reference set."""
 
     features_NxF: np.ndarray
     logits_NxK: np.ndarray
     labels_N: np.ndarray
-    pixels_NxD: np.ndarray | None = None  # the images, for the memorisation check in pixel space
-    # The held-out images' distances to the training set: the memorisation check's yardstick, once per space.
-    _nn_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    index_N: np.ndarray  # which test images: their distances to the training set are computed for all 10,000 once
+    # Their k-NN radii (precision/recall) by k, computed once: the reference does not change between evaluations.
+    _radii: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels_N)
 
-    def vectors(self, space: str) -> np.ndarray:
-        if space == "pixels" and self.pixels_NxD is None:
-            raise RunError("this Reference holds no pixels; build it with evaluate.reference() to check memorisation in pixel space.")
-        return self.features_NxF if space == "features" else to_unit_range(self.pixels_NxD)
+    @functools.cached_property
+    def features_device(self) -> jax.Array:
+        return jnp.asarray(self.features_NxF, jnp.float32)
+
+    def knn_radii(self, k: int) -> np.ndarray:
+        if k not in self._radii:
+            self._radii[k] = metrics.knn_radii(self.features_device, k)
+        return self._radii[k]
 
     def nn_train_distances(self, space: str) -> np.ndarray:
-        """Each image's distance to its nearest MNIST training image in `space`, computed once."""
-        if space not in self._nn_cache:
-            self._nn_cache[space] = metrics.nearest_distances(self.vectors(space), train_reference().vectors(space))
-        return self._nn_cache[space]
+        """Each image's distance to its nearest MNIST training image in `space`: the memorisation check's yardstick."""
+        return test_nn_distances(space)[self.index_N]
 
 
 def to_unit_range(x_NxD: np.ndarray) -> np.ndarray:
@@ -71,22 +84,109 @@ def choose(n_available: int, n: int, seed: int) -> np.ndarray:
     return np.arange(n) if n == n_available else np.sort(np.random.default_rng(seed).choice(n_available, n, replace=False))
 
 
-def reference(images: data.Images, n: int | None = None, seed: int = 0) -> Reference:
-    """The classifier's view of `n` images (all of them by default) of a split."""
-    idx = choose(len(images), n or len(images), seed)
-    features, logits = classifier.embed(classifier_params(), images.flat_NxD[idx])
-    return Reference(features, logits, images.labels_N[idx], images.flat_NxD[idx])
+def _digest(*parts: str | np.ndarray, arrays: dict[str, np.ndarray] | None = None) -> str:
+    """sha256 of strings, arrays' bytes and named arrays (their names, dtypes and shapes too)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else np.ascontiguousarray(part).data)
+    for name, a in sorted((arrays or {}).items()):
+        h.update(f"{name} {a.dtype.str} {a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def cached_arrays(path: Path, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """compute()'s arrays, kept in the .npz `path` with a digest of `key` and of the arrays themselves.
+
+    `key` digests everything they are made from; a file written under another
+    key, or whose arrays have changed since, is recomputed and rewritten.
+    """
+    try:
+        with np.load(path) as z:
+            arrays = {name: z[name] for name in z.files if name != "digest"}
+            trusted = str(z["digest"]) == _digest(key, arrays=arrays)
+    except FileNotFoundError:
+        trusted = None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # torn or not an .npz
+        trusted = False
+    if trusted:
+        return arrays
+    if trusted is False:
+        print(f"warning: {path} does not match the images and classifier it was made from (changed or damaged); recomputing it.", file=sys.stderr)
+    arrays = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with files.atomic_path(path) as tmp:
+            np.savez(tmp, **arrays, digest=np.array(_digest(key, arrays=arrays)))
+    except OSError as e:
+        print(f"warning: cannot keep {path} ({e.strerror}); set JAXGAN_DATA_DIR to a writable folder.", file=sys.stderr)
+    return arrays
 
 
 @functools.cache
-def train_reference() -> Reference:
-    """All 60,000 MNIST training images: what the memorisation check measures distances to."""
-    return reference(data.load("train"))
+def _mnist(folder: Path) -> tuple[data.Images, data.Images, str]:
+    """Both MNIST splits and a digest of their images."""
+    train, test = data.load("train"), data.load("test")
+    return train, test, _digest(train.images_NxHxW, test.images_NxHxW)
+
+
+@functools.cache
+def _embedding(folder: Path, weights_sha256: str) -> dict[str, np.ndarray]:
+    train, test, images_key = _mnist(folder)
+
+    def compute() -> dict[str, np.ndarray]:
+        (train_f, _), (test_f, test_l) = (classifier.embed_device(classifier_params(), s.flat_NxD) for s in (train, test))
+        return {"train_features": np.asarray(train_f), "test_features": np.asarray(test_f), "test_logits": np.asarray(test_l)}
+
+    return cached_arrays(folder / f"mnist-embedding-v{_CACHE_VERSION}.npz", _digest(images_key, weights_sha256), compute)
+
+
+def mnist_embedding() -> dict[str, np.ndarray]:
+    """The classifier's float32 train_features, test_features and test_logits of all MNIST images."""
+    classifier_params()  # refuses other weights before any file is read or written
+    return _embedding(data.cache_dir(), classifier.WEIGHTS_SHA256)
+
+
+@functools.cache
+def _train_vectors(folder: Path, weights_sha256: str, space: str) -> jax.Array:
+    if space == "features":
+        return jnp.asarray(_embedding(folder, weights_sha256)["train_features"])
+    return jnp.asarray(to_unit_range(_mnist(folder)[0].flat_NxD))
+
+
+def train_vectors(space: str) -> jax.Array:
+    """The 60,000 MNIST training images on the device, as the classifier's features or [-1, 1] pixels."""
+    if space not in NN_SPACES:
+        raise RunError(f"unknown space {space!r}; choose from {NN_SPACES}.")
+    mnist_embedding()
+    return _train_vectors(data.cache_dir(), classifier.WEIGHTS_SHA256, space)
+
+
+@functools.cache
+def _test_nn_distances(folder: Path, weights_sha256: str, space: str) -> np.ndarray:
+    _, test, images_key = _mnist(folder)
+    # Pixel distances do not depend on the classifier.
+    key = _digest(images_key, weights_sha256 if space == "features" else "", space)
+
+    def compute() -> dict[str, np.ndarray]:
+        queries = _embedding(folder, weights_sha256)["test_features"] if space == "features" else to_unit_range(test.flat_NxD)
+        return {"distances": metrics.nearest_distances(queries, _train_vectors(folder, weights_sha256, space))}
+
+    return cached_arrays(folder / f"mnist-test-nn-{space}-v{_CACHE_VERSION}.npz", key, compute)["distances"]
+
+
+def test_nn_distances(space: str) -> np.ndarray:
+    """Each of the 10,000 MNIST test images' distance to its nearest training image in `space`."""
+    train_vectors(space)
+    return _test_nn_distances(data.cache_dir(), classifier.WEIGHTS_SHA256, space)
 
 
 def test_reference(n: int = N_TEST, seed: int = 0) -> Reference:
     """N MNIST test images: the evaluation protocol's reference set (all 10,000 by default)."""
-    return reference(data.load("test"), n, seed)
+    embedding, labels_N = mnist_embedding(), _mnist(data.cache_dir())[1].labels_N
+    idx = choose(len(labels_N), n, seed)
+    features, logits = (np.asarray(embedding[name][idx], np.float64) for name in ("test_features", "test_logits"))
+    return Reference(features, logits, labels_N[idx], idx)
 
 
 def evaluate_samples(
@@ -117,10 +217,12 @@ def evaluate_samples(
     """
     if unknown := set(nn_spaces) - set(NN_SPACES):
         raise RunError(f"nn_spaces: unknown {sorted(unknown)}; choose from {NN_SPACES}.")
+    params = classifier_params()
     ref = ref if ref is not None else test_reference(len(samples_NxD))
-    features, logits = classifier.embed(classifier_params(), samples_NxD)
+    features_dev, logits_dev = classifier.embed_device(params, samples_NxD)
+    features, logits = np.asarray(features_dev, np.float64), np.asarray(logits_dev, np.float64)
     predicted_N = logits.argmax(1)
-    precision, recall = metrics.precision_recall(ref.features_NxF, features, k)
+    precision, recall = metrics.precision_recall(ref.features_device, features_dev, k, real_radii_N=ref.knn_radii(k))
     modes, mode_kl = metrics.mode_coverage(predicted_N, ref.labels_N)
     subset_size = min(kid_subset_size, len(features), len(ref))
     kid, kid_std = metrics.kid(features, ref.features_NxF, kid_subsets, subset_size)
@@ -141,12 +243,12 @@ def evaluate_samples(
         "kid_subset_size": subset_size,
     }
     for space in nn_spaces:
-        samples = features if space == "features" else to_unit_range(samples_NxD)
-        dists_N = metrics.nearest_distances(samples, train_reference().vectors(space))
+        queries = features_dev if space == "features" else to_unit_range(samples_NxD)
+        dists_N = metrics.nearest_distances(queries, train_vectors(space))
         median, median_test, close = metrics.memorisation(dists_N, ref.nn_train_distances(space))
         figures |= {f"nn_{space}_median": median, f"nn_{space}_median_test": median_test, f"nn_{space}_close": close}
     if nn_spaces:
-        figures["nn_train_n"] = len(train_reference())
+        figures["nn_train_n"] = len(train_vectors(nn_spaces[0]))
     if labels_N is not None:
         figures["class_accuracy"] = float(np.mean(predicted_N == np.asarray(labels_N)))
         figures |= _intra_fid(features, np.asarray(labels_N), ref)

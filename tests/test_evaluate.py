@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -185,3 +186,142 @@ def test_bad_eval_flags_are_refused(tmp_path, capsys, script, argv, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+# The NumPy float64 paths evaluate.py took before the searches and KID moved to the device:
+# the reference that the device's figures must agree with to float32 round-off.
+def numpy_nearest_distances(x_NxD, y_MxD, chunk=1000):
+    x32, y32 = np.asarray(x_NxD, np.float32), np.asarray(y_MxD, np.float32)
+    y_sq_M = (y32 * y32).sum(1)
+    nearest_N = np.concatenate([(y_sq_M[None, :] - 2.0 * x32[i : i + chunk] @ y32.T).argmin(1) for i in range(0, len(x32), chunk)])
+    diff = np.asarray(x_NxD, np.float64) - np.asarray(y_MxD, np.float64)[nearest_N]
+    return np.sqrt((diff * diff).sum(1))
+
+
+def numpy_sq_distances(x_NxF, y_MxF):
+    return np.maximum((x_NxF * x_NxF).sum(1)[:, None] + (y_MxF * y_MxF).sum(1)[None, :] - 2.0 * x_NxF @ y_MxF.T, 0.0)
+
+
+def numpy_precision_recall(real_NxF, fake_MxF, k=3):
+    real, fake = np.asarray(real_NxF, np.float64), np.asarray(fake_MxF, np.float64)
+    real_radii_N, fake_radii_M = (np.partition(numpy_sq_distances(x, x), k, axis=1)[:, k] for x in (real, fake))
+    d_NxM = numpy_sq_distances(real, fake)
+    return float((d_NxM <= real_radii_N[:, None]).any(0).mean()), float((d_NxM <= fake_radii_M[None, :]).any(1).mean())
+
+
+def numpy_mmd2(x_NxF, y_MxF):
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+    n, m = len(x_NxF), len(y_MxF)
+    k_xx, k_yy = kernel(x_NxF, x_NxF), kernel(y_MxF, y_MxF)
+    within = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1)) + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within - 2.0 * kernel(x_NxF, y_MxF).mean())
+
+
+def numpy_kid(x_NxF, y_MxF, n_subsets, subset_size, seed=0):
+    rng = np.random.default_rng(seed)
+    estimates = [
+        numpy_mmd2(x_NxF[rng.choice(len(x_NxF), subset_size, replace=False)], y_MxF[rng.choice(len(y_MxF), subset_size, replace=False)])
+        for _ in range(n_subsets)
+    ]
+    return float(np.mean(estimates)), float(np.std(estimates))
+
+
+def numpy_evaluate(samples_NxD, ref_index_M, labels_N, kid_subsets, kid_subset_size):
+    """evaluate_samples as it was: every image embedded afresh, every search and KID in NumPy."""
+    params = evaluate.classifier_params()
+    train, test = data.load("train"), data.load("test")
+    features, logits = classifier.embed(params, samples_NxD)
+    ref_features, ref_logits = classifier.embed(params, test.flat_NxD[ref_index_M])
+    train_features = evaluate.mnist_embedding()["train_features"].astype(np.float64)  # pinned to embed() below
+    precision, recall = numpy_precision_recall(ref_features, features)
+    kid, kid_std = numpy_kid(features, ref_features, kid_subsets, kid_subset_size)
+    figures = {"fid": metrics.fid(features, ref_features), "fd_logits": metrics.fid(logits, ref_logits), "precision": precision, "recall": recall,
+               "kid": kid, "kid_std": kid_std, "classifier_score": metrics.classifier_score(logits)}
+    figures["class_accuracy"] = float(np.mean(logits.argmax(1) == labels_N))
+    figures["intra_fid"] = metrics.intra_fid(features, labels_N, ref_features, test.labels_N[ref_index_M])[0]
+    for space, queries, refs, train_vectors in (
+        ("features", features, ref_features, train_features),
+        ("pixels", evaluate.to_unit_range(samples_NxD), evaluate.to_unit_range(test.flat_NxD[ref_index_M]), evaluate.to_unit_range(train.flat_NxD)),
+    ):
+        dists_N, test_dists_M = numpy_nearest_distances(queries, train_vectors), numpy_nearest_distances(refs, train_vectors)
+        figures |= dict(zip([f"nn_{space}_{f}" for f in ("median", "median_test", "close")], metrics.memorisation(dists_N, test_dists_M)))
+    return figures
+
+
+def mock_samples(n, seed=0):
+    """n uint8 'samples' a generator might give: copies of training images, noisy copies and blurred noise."""
+    rng = np.random.default_rng(seed)
+    train = data.load("train")
+    idx = rng.choice(len(train), n, replace=False)
+    images = train.flat_NxD[idx].astype(np.float64)
+    third = n // 3
+    images[third : 2 * third] += rng.normal(0, 40, (third, images.shape[1]))
+    images[2 * third :] = 0.5 * images[2 * third :] + rng.uniform(0, 120, (n - 2 * third, images.shape[1]))
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), train.labels_N[idx]
+
+
+def test_device_figures_agree_with_the_numpy_path_to_float32_round_off():
+    samples, labels = mock_samples(400)
+    ref = evaluate.test_reference(500, seed=3)
+    figures = evaluate.evaluate_samples(samples, ref, labels, kid_subsets=20, kid_subset_size=300, nn_spaces=evaluate.NN_SPACES)
+    expected = numpy_evaluate(samples, ref.index_N, labels, kid_subsets=20, kid_subset_size=300)
+    for key in ("fid", "fd_logits", "kid", "kid_std", "classifier_score", "class_accuracy", "intra_fid"):
+        assert figures[key] == pytest.approx(expected[key], rel=1e-6), key
+    for space in evaluate.NN_SPACES:
+        for stat in ("median", "median_test"):
+            assert figures[f"nn_{space}_{stat}"] == pytest.approx(expected[f"nn_{space}_{stat}"], rel=1e-5), (space, stat)
+        assert figures[f"nn_{space}_close"] == pytest.approx(expected[f"nn_{space}_close"], abs=1.01 / 400), space
+    assert figures["precision"] == pytest.approx(expected["precision"], abs=1.01 / 400)
+    assert figures["recall"] == pytest.approx(expected["recall"], abs=1.01 / 500)
+    # Figures that can fail: a third of the samples are copies, the rest are not digits of the test set.
+    assert 0.3 <= figures["nn_pixels_close"] <= 0.4 and figures["precision"] < 0.97 and figures["recall"] < 0.9 and figures["fid"] > 50
+
+
+def test_cached_train_features_are_the_classifiers():
+    train = data.load("train")
+    idx = np.random.default_rng(4).choice(len(train), 300, replace=False)
+    features = classifier.embed(evaluate.classifier_params(), train.flat_NxD[idx])[0]
+    embedding = evaluate.mnist_embedding()
+    np.testing.assert_allclose(embedding["train_features"][idx], features, rtol=1e-6, atol=1e-6)
+    expected = numpy_nearest_distances(embedding["test_features"][:50], embedding["train_features"])
+    np.testing.assert_allclose(evaluate.test_nn_distances("features")[:50], expected, rtol=1e-5)
+
+
+def test_a_second_evaluation_compiles_nothing():
+    samples, labels = mock_samples(150, seed=5)
+    ref = evaluate.test_reference(150, seed=6)
+    run = lambda: evaluate.evaluate_samples(samples, ref, labels, kid_subsets=5, kid_subset_size=100, nn_spaces=evaluate.NN_SPACES)  # noqa: E731
+    first = run()
+    compiles = []
+    listener = lambda event, *_, **__: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        second = run()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == [] and second == first
+
+
+def test_a_changed_or_damaged_cache_file_is_recomputed_not_trusted(tmp_path, capsys):
+    path, calls = tmp_path / "cache.npz", []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(6.0).reshape(2, 3)}
+
+    first = evaluate.cached_arrays(path, "key-a", compute)
+    again = evaluate.cached_arrays(path, "key-a", compute)
+    assert len(calls) == 1 and np.array_equal(again["x"], first["x"]) and capsys.readouterr().err == ""
+    # The same key, an array changed in place (its digest kept): recomputed, with a warning.
+    with np.load(path) as z:
+        tampered = {name: z[name] for name in z.files}
+    tampered["x"][0, 0] = 99.0
+    np.savez(path, **tampered)
+    assert evaluate.cached_arrays(path, "key-a", compute)["x"][0, 0] == 0.0 and len(calls) == 2
+    assert "does not match the images and classifier it was made from" in capsys.readouterr().err
+    # Another key (other images or weights): recomputed; a torn file: recomputed.
+    evaluate.cached_arrays(path, "key-b", compute)
+    path.write_bytes(path.read_bytes()[:100])
+    evaluate.cached_arrays(path, "key-b", compute)
+    assert len(calls) == 4
+    assert evaluate.cached_arrays(path, "key-b", compute)["x"].shape == (2, 3) and len(calls) == 4
