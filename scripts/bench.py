@@ -40,12 +40,12 @@ import time
 import numpy as np
 
 from jaxgan import compile_cache, data, runs, xla_stats
-from jaxgan.config import DENSE, DROPOUT_BITS, Config
+from jaxgan.config import DENSE, DROPOUT_BITS, PRNG_IMPLS, Config
 from jaxgan.flops import step_flops
 from torch_baseline.bench import TORCH_ROWS, bench_torch
 
 JAX_VARIANTS = ("float32", "bfloat16")
-PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+
 # --xla-flags by name (flag names as in jaxlib 0.10's XLA; GPU flags, accepted and idle on a CPU).
 XLA_FLAG_SETS = {
     # XLA:GPU records runs of fusions and library calls into command buffers (CUDA graphs) by default: none.

@@ -90,7 +90,7 @@ def test_importing_the_data_module_or_loading_mnist_leaves_tfds_unimported(pytho
 
 def test_a_run_saved_before_dataset_existed_resumes_as_mnist():
     runs.check_same_run({"framework": "jax"}, {"framework": "jax", "dataset": "mnist"})
-    with pytest.raises(ConfigError, match="dataset='mnist', this command has 'tfds:cifar10'; use the same --dataset"):
+    with pytest.raises(ConfigError, match=r"has no dataset in its config.json \(read as 'mnist'\), this command has 'tfds:cifar10'; use the same --dataset"):
         runs.check_same_run({"framework": "jax"}, {"framework": "jax", "dataset": "tfds:cifar10"})
 
 
