@@ -116,7 +116,7 @@ class JaxTrainer:
         self._images_NxD, self._labels_N = images_NxD, labels_N
         self.image_shape, self.latent_dim, self.num_classes = image_shape, gan.latent_dim, gan.num_classes
         self.steps_per_epoch = steps_per_epoch
-        self._step = 0
+        self._step, self._warmed = 0, False
 
     def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
         from jaxgan.checkpoint import Checkpointer
@@ -132,14 +132,26 @@ class JaxTrainer:
     def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
         state, per_epoch = self.state, []
         self._split.mark()
+        warming = None if self._warmed else self._warm_sampling()
         for _ in range(k):  # dispatched back to back: the host does not wait for the device here
             state, metrics = self._run_epoch(state, self._images_NxD, self._labels_N)
             per_epoch.append(metrics)
         # The call's one device-to-host transfer: every epoch's metrics, the step and the finiteness flag.
         per_epoch, self._step, finite = jax.device_get((per_epoch, state.step, all_finite((state.g_params, state.d_params))))
         self.state = state
+        if warming is not None:
+            warming.join()
         self._split.mark()
         return [{key: float(np.mean(m[key])) for key in reporting.METRIC_KEYS} for m in per_epoch], bool(finite)
+
+    def _warm_sampling(self) -> threading.Thread:
+        """Compiles G's program for the sample grid beside the first epoch's, instead of in the loop's way after it."""
+        self._warmed = True
+        z_NxZ, labels_N, _ = reporting.sample_grid_inputs(self.latent_dim, self.num_classes, seed=0)
+        params = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), self.sampling_params())  # shapes only: no transfer
+        thread = threading.Thread(target=generate_jit, args=(self.gan, params, z_NxZ, labels_N), daemon=True)
+        thread.start()
+        return thread
 
     def step(self) -> int:
         return int(self._step)

@@ -3,9 +3,10 @@
 `run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
 newest intact checkpoint (`jaxgan.resume`), trains epoch by epoch through the framework's
 `Trainer`, writes metrics.jsonl, TensorBoard events, the progress bar, sample grids and
-checkpoints (each written while the next call trains; and the params of the best FID; grids and
-TensorBoard events by a writer thread, `jaxgan.background`), stops on Ctrl-C or divergence, and writes the final pictures, the final params and `summary.json`
-(written last: a run whose summary names its last checkpoint's epoch is finished).
+checkpoints (each written while the next call trains; and the params of the best FID; grids,
+TensorBoard events and final pictures by a writer thread, `jaxgan.background`), stops on Ctrl-C
+or divergence, and writes the final pictures, the final params and `summary.json` (written
+last: a run whose summary names its last checkpoint's epoch is finished).
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ def run_short(workdir, cache_dir) -> dict:
 def test_a_short_run_builds_a_few_programs_and_its_rerun_loads_them_all(tmp_path):
     cold = run_short(tmp_path / "cold", tmp_path / "xla")
     assert cold["before_first_call"]["names"] == {"jit(_compiled_init)": 1}
-    assert cold["first_call"]["names"] == {"jit(epoch)": 1, "jit(all_finite)": 1}
-    assert cold["after_first_call"]["names"] == {"jit(generate)": 2}  # the grid, the interpolation strip
+    # G at the grid's batch compiles beside the first epoch; at the interpolation strip's, at the end.
+    assert cold["first_call"]["names"] == {"jit(epoch)": 1, "jit(all_finite)": 1, "jit(generate)": 1}
+    assert cold["after_first_call"]["names"] == {"jit(generate)": 1}
     assert sum(part["compiled"] for part in cold.values()) == 5 and all(part["cache_hits"] == 0 for part in cold.values())
     warm = run_short(tmp_path / "warm", tmp_path / "xla")
     assert {part: counts["names"] for part, counts in warm.items()} == {part: counts["names"] for part, counts in cold.items()}
@@ -53,7 +54,7 @@ def test_a_longer_run_builds_no_more_programs(tmp_path):
 
 
 def test_a_slow_writer_does_not_hold_the_training(tmp_path, monkeypatch):
-    sleep, ends, written = 0.5, [], []
+    sleep, ends, written = 2.0, [], []  # long beside a tiny epoch, even on a busy machine
     real_write, real_train = loop._write_grid, fit.JaxTrainer.train_epochs
 
     def slow_write(*args):
@@ -68,16 +69,16 @@ def test_a_slow_writer_does_not_hold_the_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "_write_grid", slow_write)
     monkeypatch.setattr(fit.JaxTrainer, "train_epochs", timed_train)
-    base = Config(epochs=4, batch_size=50, subset=200, sample_every=1, checkpoint_every=100, seed=5)
+    base = Config(epochs=3, batch_size=50, subset=200, sample_every=1, checkpoint_every=100, seed=5)
     fit.fit(dataclasses.replace(base, workdir=str(tmp_path / "slow")))
-    assert len(written) == 4 and ends[-1] < written[0]  # every epoch was trained before the first grid was written
+    assert len(written) == 3 and ends[-1] < written[0]  # every epoch was trained before the first grid was written
     summary = json.loads((tmp_path / "slow" / "summary.json").read_text())
-    assert summary["blocking_writes"]["grids"]["count"] == 4 and summary["blocking_writes"]["grids"]["max_s"] < sleep
-    assert summary["blocking_writes"]["checkpoints"]["count"] == 1
-    assert sorted(p.name for p in (tmp_path / "slow" / "samples").iterdir()) == [f"epoch_000{e}.png" for e in (1, 2, 3, 4)]
+    assert summary["blocking_writes"]["grids"]["count"] == 3 and summary["blocking_writes"]["grids"]["max_s"] < sleep
+    assert summary["blocking_writes"]["checkpoints"]["count"] == 1 and summary["seconds"]["train_s"] < sleep
+    assert sorted(p.name for p in (tmp_path / "slow" / "samples").iterdir()) == [f"epoch_000{e}.png" for e in (1, 2, 3)]
     monkeypatch.setattr(loop, "_write_grid", real_write)
     fit.fit(dataclasses.replace(base, workdir=str(tmp_path / "plain")))
-    for e in (1, 4):  # the same pictures as without the writer's delay
+    for e in (1, 3):  # the same pictures as without the writer's delay
         name = f"samples/epoch_000{e}.png"
         assert (tmp_path / "slow" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
 
