@@ -13,19 +13,23 @@ alone writes the files and every process takes part in the checkpoints.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
-from jaxgan import data, epochs, evaluate, files, loop, parallel, reporting
+from jaxgan import compiles, data, epochs, evaluate, files, loop, parallel, reporting
 from jaxgan.build import make_gan
-from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError
 from jaxgan.gan import GAN
-from jaxgan.step import TrainState, create_train_state, generate
+from jaxgan.step import TrainState, create_train_state, generate_jit, init_train_state
+
+if TYPE_CHECKING:
+    from jaxgan.checkpoint import Checkpointer
 
 
 @jax.jit
@@ -66,14 +70,17 @@ def fit(
         if gan is not None or init_params is not None:
             raise ConfigError("--seeds trains the GAN the config describes from each seed's own weights; leave out gan and init_params.")
         return seeds.fit(config, dtype=dtype, prng_impl=prng_impl, devices=devices, per_step=per_step, dense=dense)
+    split = compiles.Split()
+    # Orbax takes about half a second to import and is first needed to open the checkpoints:
+    # imported beside the data loading and the initial state's compilation.
+    threading.Thread(target=importlib.import_module, args=("jaxgan.checkpoint",), daemon=True).start()
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     image_shape, num_classes = train.image_shape, int(train.labels_N.max()) + 1
     # Before make_gan: a DCGAN of the wrong image size is refused in one sentence, not by its module.
     config.check_data_size(len(train), image_shape, None if gan is None else gan.d_steps)
     article_like = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes, dense=dense)
     gan = gan or article_like
-    init_key = jax.random.key(config.seed, impl=prng_impl)
-    _check_gan(gan, image_shape, num_classes, init_key)
+    _check_gan(gan, image_shape, num_classes, jax.eval_shape(lambda: jax.random.key(config.seed, impl=prng_impl)))
     mesh = parallel.data_mesh(config.batch_size, devices)
     custom = gan != article_like
     run_info = {
@@ -86,12 +93,12 @@ def fit(
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     labels_N = parallel.put_replicated(train.labels_N.astype(np.int32), mesh) if gan.num_classes else None
-    state = parallel.put_replicated(create_train_state(gan, init_key, **(init_params or {})), mesh)
+    state = parallel.put_replicated(init_train_state(gan, config.seed, prng_impl, init_params), mesh)
     if per_step is None:
         per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
     run_epoch = epochs.compile(mesh, config.batch_size, per_step)
     steps_per_epoch = len(train) // (config.batch_size * gan.d_steps)
-    trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch)
+    trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch, split)
 
     def evaluate_now() -> dict:
         samples = evaluate.generate_jax(gan, jax.device_get(trainer.sampling_params()), config.eval_n, config.seed)
@@ -101,20 +108,26 @@ def fit(
     team = loop.Team(parallel.is_main_process(), parallel.share_refusal, parallel.wait_for_all)
     if gan.ema_decay and team.is_main:
         print(f"sample grids and evaluations use G's EMA (decay {gan.ema_decay}, a copy of G before step {gan.ema_start})")
-    return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now)
+    return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now,
+                    report=lambda: {"compilations": split.summary()})
 
 
 class JaxTrainer:
     """jaxgan's side of `jaxgan.loop`: a `TrainState` on the mesh and its compiled epoch."""
 
-    def __init__(self, gan: GAN, state: TrainState, run_epoch, images_NxD, labels_N, image_shape: tuple[int, ...], steps_per_epoch: int):
-        self.gan, self.state, self._run_epoch = gan, state, run_epoch
+    def __init__(
+        self, gan: GAN, state: TrainState, run_epoch, images_NxD, labels_N, image_shape: tuple[int, ...], steps_per_epoch: int,
+        split: compiles.Split | None = None,
+    ):
+        self.gan, self.state, self._run_epoch, self._split = gan, state, run_epoch, split or compiles.Split()
         self._images_NxD, self._labels_N = images_NxD, labels_N
         self.image_shape, self.latent_dim, self.num_classes = image_shape, gan.latent_dim, gan.num_classes
         self.steps_per_epoch = steps_per_epoch
-        self._step = 0
+        self._step, self._warmed = 0, False
 
     def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
+        from jaxgan.checkpoint import Checkpointer
+
         return Checkpointer(workdir, keep=keep)
 
     def snapshot(self) -> TrainState:
@@ -125,13 +138,27 @@ class JaxTrainer:
 
     def train_epochs(self, k: int) -> tuple[list[dict[str, float]], bool]:
         state, per_epoch = self.state, []
+        self._split.mark()
+        warming = None if self._warmed else self._warm_sampling()
         for _ in range(k):  # dispatched back to back: the host does not wait for the device here
             state, metrics = self._run_epoch(state, self._images_NxD, self._labels_N)
             per_epoch.append(metrics)
         # The call's one device-to-host transfer: every epoch's metrics, the step and the finiteness flag.
         per_epoch, self._step, finite = jax.device_get((per_epoch, state.step, all_finite((state.g_params, state.d_params))))
         self.state = state
+        if warming is not None:
+            warming.join()
+        self._split.mark()
         return [{key: float(np.mean(m[key])) for key in reporting.METRIC_KEYS} for m in per_epoch], bool(finite)
+
+    def _warm_sampling(self) -> threading.Thread:
+        """Compiles G's program for the sample grid beside the first epoch's, instead of in the loop's way after it."""
+        self._warmed = True
+        z_NxZ, labels_N, _ = reporting.sample_grid_inputs(self.latent_dim, self.num_classes, seed=0)
+        params = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), self.sampling_params())  # shapes only: no transfer
+        thread = threading.Thread(target=generate_jit, args=(self.gan, params, z_NxZ, labels_N), daemon=True)
+        thread.start()
+        return thread
 
     def step(self) -> int:
         return int(self._step)
@@ -140,9 +167,9 @@ class JaxTrainer:
         """The generator's params that draw samples: G's EMA when the run keeps one, else G's."""
         return self.state.g_params if self.state.ema_params is None else self.state.ema_params
 
-    def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
-        # On this process's first device, from the replicated params' host copy.
-        return np.asarray(generate(self.gan, jax.device_get(self.sampling_params()), z_NxZ, labels_N))
+    def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> jax.Array:
+        # On this process's first device, from the replicated params' host copy; not waited for.
+        return generate_jit(self.gan, jax.device_get(self.sampling_params()), z_NxZ, labels_N)
 
     def save_final(self, workdir: Path) -> None:
         self._save_params(workdir, "final_params")
@@ -159,6 +186,8 @@ class JaxTrainer:
             params["g_ema_params"] = self.state.ema_params
         if self.state.d_stats is not None:
             params["d_stats"] = self.state.d_stats
+        import orbax.checkpoint as ocp
+
         with ocp.StandardCheckpointer() as checkpointer:
             # Host copies: the saved params restore on any devices, not only on this run's mesh.
             checkpointer.save(tmp, jax.device_get(params), force=True)
@@ -189,6 +218,8 @@ def load_final_params(workdir: Path | str, name: str = "final_params") -> dict:
     """{"g_params", "d_params"} (and "g_ema_params" with --ema-decay, "d_stats" with --spectral-norm)
     that `fit` saved at the end of a run, as `fit(init_params=...)` takes them; `name="best_params"`:
     those of the best FID of its --eval-every evaluations."""
+    import orbax.checkpoint as ocp
+
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore((Path(workdir) / name).absolute())
 

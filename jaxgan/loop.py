@@ -3,9 +3,10 @@
 `run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
 newest intact checkpoint (`jaxgan.resume`), trains epoch by epoch through the framework's
 `Trainer`, writes metrics.jsonl, TensorBoard events, the progress bar, sample grids and
-checkpoints (each written while the next call trains; and the params of the best FID), stops on
-Ctrl-C or divergence, and writes the final pictures, the final params and `summary.json`
-(written last: a run whose summary names its last checkpoint's epoch is finished).
+checkpoints (each written while the next call trains; and the params of the best FID; grids,
+TensorBoard events and final pictures by a writer thread, `jaxgan.background`), stops on Ctrl-C
+or divergence, and writes the final pictures, the final params and `summary.json` (written
+last: a run whose summary names its last checkpoint's epoch is finished).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from jaxgan import files, reporting, resume, runs, summaries
+from jaxgan import background, files, reporting, resume, runs, summaries
 from jaxgan.config import Config, ConfigError
 
 INTERPOLATION_STEPS = 10
@@ -61,7 +62,7 @@ class Trainer(Protocol):
         """Trains k epochs: each epoch's mean of `reporting.METRIC_KEYS`, and whether every param is finite."""
     def step(self) -> int: ...
     def sample(self, z_NxZ: np.ndarray, labels_N: np.ndarray | None) -> np.ndarray:
-        """Generator outputs [N, D] in [-1, 1]."""
+        """Generator outputs [N, D] in [-1, 1] (any array NumPy reads, e.g. one still being computed)."""
     def save_final(self, workdir: Path) -> None:
         """The final params (replacing older ones only once the new ones are complete)."""
     def save_best(self, workdir: Path) -> None: ...  # as save_final, the params of the best FID (only with `evaluate`)
@@ -84,11 +85,13 @@ def run(
     title: str,
     team: Team = Team(),
     evaluate: Callable[[], dict] | None = None,
+    report: Callable[[], dict] | None = None,
 ) -> Path:
     """Trains (or resumes, or finishes) the run `config` describes in its workdir; returns the workdir.
 
     `evaluate()` (process 0, every --eval-every epochs) returns figures added to the epoch's record;
-    at a lowest "fid" so far every process calls `trainer.save_best`. Raises ConfigError before
+    at a lowest "fid" so far every process calls `trainer.save_best`. `report()`: more entries for
+    summary.json (e.g. the XLA compilations). Raises ConfigError before
     anything is written on bad input; runs.Diverged or runs.Interrupted after saving what was good.
     """
     started = time.perf_counter()
@@ -107,15 +110,22 @@ def run(
         raise ConfigError(refusal)
     with lock, contextlib.closing(trainer.open_checkpointer(workdir, config.keep_checkpoints)) as checkpointer:
         first_epoch, records = resume.resume_run(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
+        if team.is_main and first_epoch > 1:
+            _redraw_lost_grid(config, trainer, first_epoch - 1)
         timing = {"startup_s": _process_age() - (time.perf_counter() - started), "setup_s": time.perf_counter() - started}
+        blocked = {"grids": [], "checkpoints": []}  # seconds the loop waited on each write
         if first_epoch <= config.epochs:
-            records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing)
+            records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing, blocked)
         write_started = time.perf_counter()
         _finish(config, trainer, workdir, records, team, title)
         timing["final_outputs_s"] = time.perf_counter() - write_started
         timing["total_s"] = time.perf_counter() - started
         if team.is_main:
-            summary = {"epoch": config.epochs, "step": trainer.step(), **runs.best_evaluation(records), "seconds": {k: round(v, 3) for k, v in timing.items()}}
+            summary = {
+                "epoch": config.epochs, "step": trainer.step(), **runs.best_evaluation(records),
+                "seconds": {k: round(v, 3) for k, v in timing.items()},
+                "blocking_writes": {kind: _seconds_each(s) for kind, s in blocked.items()}, **(report() if report else {}),
+            }
             files.write_text(workdir / "summary.json", json.dumps(summary, indent=2))
     return workdir
 
@@ -130,7 +140,7 @@ def _process_age() -> float:
         return 0.0
 
 
-def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing) -> list[dict]:
+def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing, blocked) -> list[dict]:
     workdir, main = Path(config.workdir), team.is_main
     z_grid, grid_labels, grid_cols = reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
     bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch", disable=not main)
@@ -138,14 +148,16 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
     tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
     timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
     epoch, epoch_seconds, saved = first_epoch, None, None  # saved: the epoch of the last checkpoint begun
-    with log, tensorboard, runs.StopFlag() as stop, bar:
+    # The writer is left first: its queued writes finish before TensorBoard closes.
+    with log, tensorboard, runs.StopFlag() as stop, bar, background.Writer() as writer:
+        writer.submit(tensorboard.open)  # its imports and files off the way to the first call
         while epoch <= config.epochs:
             k = _epochs_per_call(config, epoch, epoch_seconds, evaluate is not None)
             start = time.perf_counter()
             per_epoch, finite = trainer.train_epochs(k)
             seconds = time.perf_counter() - start
             timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
-            _settle(checkpointer, saved, timing)  # the last checkpoint was written while this call trained
+            _settle(checkpointer, saved, timing, blocked)  # the last checkpoint was written while this call trained
             epoch_seconds, last_step = seconds / k, trainer.step()
             for i, means in enumerate(per_epoch):
                 # Params are checked at the end of the call; a NaN loss names its own epoch.
@@ -157,27 +169,70 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                     if team.share("best" if runs.is_best(record, records) else None):  # process 0's verdict; all save
                         trainer.save_best(workdir)
                 log.write(record)
-                tensorboard.scalars(record)
+                writer.submit(tensorboard.scalars, record)
                 records.append(record)
                 epoch += 1
             written, epoch = time.perf_counter(), epoch - 1  # the last epoch trained
             bar.update(k)
             bar.set_postfix(runs.progress(record))
-            if main and (epoch % config.sample_every == 0 or epoch == config.epochs):
-                png = workdir / "samples" / f"epoch_{epoch:04d}.png"
-                reporting.save_grid(trainer.sample(z_grid, grid_labels), png, trainer.image_shape, grid_cols)
-                tensorboard.image("samples", png, epoch)
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
+            checkpoint = epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set
+            if checkpoint:
+                # The grids before this epoch's reach the disk before its checkpoint does (a resume redraws
+                # only the checkpoint's own); a write that failed stops the run here.
+                writer.drain()
+            drained = time.perf_counter()
+            if main and _draws_grid(config, epoch):
+                samples = trainer.sample(z_grid, grid_labels)  # drawn on the device while the writer waits for it
+                writer.submit(_write_grid, tensorboard, samples, _grid_path(workdir, epoch), trainer.image_shape, grid_cols, epoch)
+                blocked["grids"].append(time.perf_counter() - drained)
+            if checkpoint:
+                saving = time.perf_counter()
                 with _writing(checkpointer, epoch):
                     checkpointer.save(epoch, trainer.snapshot(), run_info)
                 saved = epoch
+                blocked["checkpoints"].append(drained - written + time.perf_counter() - saving)
             timing["write_s"] += time.perf_counter() - written
             if stop.set:
-                _settle(checkpointer, saved, timing)
+                writer.drain()
+                _settle(checkpointer, saved, timing, blocked)
                 raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {checkpointer.directory}; continue with --resume.", stop.signum)
             epoch += 1
-        _settle(checkpointer, saved, timing)
+        drained = time.perf_counter()
+        writer.drain()
+        timing["write_s"] += time.perf_counter() - drained
+        _settle(checkpointer, saved, timing, blocked)
     return records
+
+
+def _draws_grid(config: Config, epoch: int) -> bool:
+    return epoch % config.sample_every == 0 or epoch == config.epochs
+
+
+def _grid_path(workdir: Path, epoch: int) -> Path:
+    return workdir / "samples" / f"epoch_{epoch:04d}.png"
+
+
+def _write_grid(tensorboard, samples_NxD, png: Path, image_shape: tuple[int, ...], cols: int | None, epoch: int) -> None:
+    """The grid's PNG, whole or not at all (a resume redraws a missing one), then its TensorBoard image."""
+    try:
+        with files.atomic_path(png) as tmp:
+            reporting.save_grid(samples_NxD, tmp, image_shape, cols)
+    except OSError as e:  # named by the grid's own path, not by the temporary one
+        raise OSError(e.errno, e.strerror, str(png)) from None
+    tensorboard.image("samples", png, epoch)
+
+
+def _redraw_lost_grid(config: Config, trainer: Trainer, epoch: int) -> None:
+    """The grid of the checkpoint a run resumes from, when the process was killed before writing it."""
+    png = _grid_path(Path(config.workdir), epoch)
+    if _draws_grid(config, epoch) and not png.exists():
+        z_grid, grid_labels, grid_cols = reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
+        with files.atomic_path(png) as tmp:
+            reporting.save_grid(trainer.sample(z_grid, grid_labels), tmp, trainer.image_shape, grid_cols)
+
+
+def _seconds_each(seconds: list[float]) -> dict:
+    return {"count": len(seconds), "total_s": round(sum(seconds), 3), "max_s": round(max(seconds, default=0.0), 3)}
 
 
 def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, evaluates: bool) -> int:
@@ -192,12 +247,15 @@ def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, ev
     return min(to_event, by_time, config.epochs - epoch + 1)
 
 
-def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict) -> None:
-    """Waits until the checkpoint of `epoch` (None: none begun) is on disk; the wait counts as writing."""
+def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict, blocked: dict | None = None) -> None:
+    """Waits until the checkpoint of `epoch` (None: none begun) is on disk; the wait counts as writing it."""
     started = time.perf_counter()
     with _writing(checkpointer, epoch):
         checkpointer.wait()
-    timing["write_s"] += time.perf_counter() - started
+    waited = time.perf_counter() - started
+    timing["write_s"] += waited
+    if epoch is not None and blocked and blocked["checkpoints"]:
+        blocked["checkpoints"][-1] += waited
 
 
 @contextlib.contextmanager
@@ -217,25 +275,32 @@ def _writing(checkpointer: Checkpointer, epoch: int | None):
 
 
 def _finish(config: Config, trainer: Trainer, workdir: Path, records: list[dict], team: Team, title: str) -> None:
-    """The final pictures (process 0) and params (every process takes part), each replacing an old one only when complete."""
-    if team.is_main:
-        with files.atomic_path(workdir / "losses.png") as tmp:
-            reporting.plot_losses(records, tmp, title=title)
-        with files.atomic_path(workdir / "progress.gif") as tmp:
-            summaries.save_progress_gif(workdir / "samples", tmp, config.epochs)
-        row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None  # noqa: E731
-        with files.atomic_path(workdir / "interpolation.png") as tmp:
-            summaries.save_interpolation(
-                lambda z: trainer.sample(z, row_labels(len(z))), tmp, trainer.image_shape, trainer.latent_dim, config.seed,
-                steps=INTERPOLATION_STEPS,
-            )
-    trainer.save_final(workdir)
+    """The final pictures (process 0, in the writer thread) while the final params are saved (every process
+    takes part), each replacing an old one only when complete."""
+    with background.Writer() as writer:
+        if team.is_main:
+            writer.submit(_atomic, workdir / "losses.png", lambda tmp: reporting.plot_losses(records, tmp, title=title))
+            writer.submit(_atomic, workdir / "progress.gif", lambda tmp: summaries.save_progress_gif(workdir / "samples", tmp, config.epochs))
+            row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None  # noqa: E731
+            draw = lambda z: trainer.sample(z, row_labels(len(z)))  # noqa: E731
+            writer.submit(_atomic, workdir / "interpolation.png", lambda tmp: summaries.save_interpolation(
+                draw, tmp, trainer.image_shape, trainer.latent_dim, config.seed, steps=INTERPOLATION_STEPS))
+        trainer.save_final(workdir)
+        writer.drain()
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    with files.atomic_path(path) as tmp:
+        write(tmp)
 
 
 class _Silent:
     """The metrics log and TensorBoard writer of a process other than 0: writes nothing."""
 
     def write(self, record: dict) -> None:
+        pass
+
+    def open(self) -> None:
         pass
 
     def scalars(self, record: dict) -> None:

@@ -32,7 +32,7 @@ from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, seeds_text
 from jaxgan.fit import JaxTrainer
 from jaxgan.gan import GAN
-from jaxgan.step import create_train_state
+from jaxgan.step import init_train_state
 
 
 def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices: int | None = None, per_step: bool | None = None,
@@ -54,7 +54,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices:
         "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": 1, "processes": 1, "model": None,
     }
     infos = {s: info(c) for s, c in members.items()}
-    states = [create_train_state(gan, jax.random.key(s, impl=prng_impl)) for s in seeds]
+    states = [init_train_state(gan, s, prng_impl) for s in seeds]  # one compiled program for every seed
     if per_step is None:
         per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
     # On the CPU, XLA runs a vmapped convolution (grouped, a group a member) slowly: the members' steps are written out instead.
@@ -198,7 +198,7 @@ class _Run:
                 self.timing["write_s"] += time.perf_counter() - written
                 if stop.set:
                     loop._settle(self.checkpointer, saved, self.timing)
-                    raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {self.checkpointer.directory}; continue with --resume.")
+                    raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {self.checkpointer.directory}; continue with --resume.", stop.signum)
                 epoch += 1
             loop._settle(self.checkpointer, saved, self.timing)
 

@@ -18,11 +18,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
 from jaxgan import losses, reporting
 from jaxgan.gan import GAN
+from jaxgan.models import SpectralNormed
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -97,6 +99,28 @@ def generate(gan: GAN, g_params: Params, z_BxZ: jax.Array, labels_B: jax.Array |
     if gan.num_classes and labels_B is None:
         labels_B = reporting.classes_in_turn(gan.num_classes, z_BxZ.shape[0])
     return gan.generator.apply({"params": g_params}, z_BxZ, **_labels(gan, labels_B))
+
+
+def init_train_state(gan: GAN, seed: int, prng_impl: str = "threefry2x32", given: dict | None = None) -> TrainState:
+    """`create_train_state` from the key of `seed` as one compiled program (op by op it is dozens);
+    `given`: its params keywords (None: the drawn ones).
+
+    A spectrally normalised D is still drawn op by op: its init divides each kernel by a power
+    iteration's estimate, which rounds differently once fused, and a seed keeps its params.
+    """
+    if isinstance(gan.discriminator, SpectralNormed):
+        return create_train_state(gan, jax.random.key(seed, impl=prng_impl), **(given or {}))
+    return _compiled_init(gan, prng_impl, given or {}, np.uint32(seed))
+
+
+# The seed is traced (as uint32, which keeps every seed's key bits): one program for every seed.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compiled_init(gan: GAN, prng_impl: str, given: dict, seed: jax.Array) -> TrainState:
+    return create_train_state(gan, jax.random.key(seed, impl=prng_impl), **given)
+
+
+# One compiled program a batch shape (the sample grid, the interpolation strip) instead of one an operation.
+generate_jit = jax.jit(generate, static_argnums=0)
 
 
 def discriminate(

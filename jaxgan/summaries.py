@@ -33,18 +33,24 @@ class TensorBoard:
     """
 
     def __init__(self, workdir: Path, first_epoch: int = 1):
+        self._workdir, self._first_epoch, self._writer = Path(workdir), first_epoch, None
+
+    def open(self) -> None:
+        """Imports TensorBoard's writer and starts the event file (the first write does it when not called)."""
+        if self._writer is not None:
+            return
         from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._Event, self._Summary = event_pb2.Event, summary_pb2.Summary
-        if first_epoch == 1:
-            for old in Path(workdir).glob("events.out.tfevents.*"):
+        if self._first_epoch == 1:
+            for old in self._workdir.glob("events.out.tfevents.*"):
                 old.unlink()
-        self._writer = EventFileWriter(str(workdir))
-        if first_epoch > 1:
+        self._writer = EventFileWriter(str(self._workdir))
+        if self._first_epoch > 1:
             # TensorBoard's reader drops every event at or after the step of a START.
             start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-            self._writer.add_event(self._Event(wall_time=time.time(), step=first_epoch, session_log=start))
+            self._writer.add_event(self._Event(wall_time=time.time(), step=self._first_epoch, session_log=start))
 
     def _write(self, epoch: int, values: list) -> None:
         self._writer.add_event(self._Event(wall_time=time.time(), step=epoch, summary=self._Summary(value=values)))
@@ -52,6 +58,7 @@ class TensorBoard:
 
     def scalars(self, record: dict) -> None:
         """One metrics.jsonl record: each number but the epoch, at step = epoch."""
+        self.open()
         numbers = {k: v for k, v in record.items() if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
         self._write(record["epoch"], [self._Summary.Value(tag=k, simple_value=v) for k, v in numbers.items()])
 
@@ -59,13 +66,15 @@ class TensorBoard:
         """A PNG the run saved (e.g. a sample grid), its bytes as they are on disk."""
         from PIL import Image
 
+        self.open()
         with Image.open(png) as im:
             width, height, channels = *im.size, len(im.getbands())
         image = self._Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=Path(png).read_bytes())
         self._write(epoch, [self._Summary.Value(tag=tag, image=image)])
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def __enter__(self) -> TensorBoard:
         return self

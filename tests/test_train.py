@@ -6,7 +6,7 @@ import pytest
 from jaxgan import data, epochs
 from jaxgan.build import make_gan
 from jaxgan.config import Config
-from jaxgan.step import create_train_state, discriminate, generate, train_step, update
+from jaxgan.step import create_train_state, discriminate, generate, generate_jit, init_train_state, train_step, update
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -38,6 +38,24 @@ def test_state_is_one_pytree_with_step_params_adam_states_and_key():
     # Adam keeps two moments per parameter, plus two step counters.
     n_adam = sum(x.size for x in jax.tree.leaves((state.g_opt_state, state.d_opt_state)))
     assert n_adam == 2 * n_params + 2
+
+
+@pytest.mark.parametrize(
+    "config",
+    [Config(), Config(ema_decay=0.9, conditional=True), Config(arch="dcgan", spectral_norm=True, latent_dim=16)],
+    ids=["article", "ema-conditional", "dcgan-spectral"],
+)
+def test_the_compiled_init_and_sampling_equal_the_op_by_op_ones(config):
+    """One program each (`jaxgan.compiles`; a spectrally normalised D's init stays op by op), the same numbers
+    as run op by op: the same params from a seed, the same samples."""
+    gan = make_gan(config)
+    compiled, eager = init_train_state(gan, 7), create_train_state(gan, jax.random.key(7))
+    assert_trees_equal(compiled, eager)
+    given = {"g_params": eager.g_params, "d_params": eager.d_params}
+    assert_trees_equal(init_train_state(gan, 8, given=given).g_params, eager.g_params)
+    z_BxZ = np.random.default_rng(0).standard_normal((80, gan.latent_dim)).astype(np.float32)
+    labels_B = np.arange(80) % 10 if gan.num_classes else None
+    np.testing.assert_array_equal(generate_jit(gan, eager.g_params, z_BxZ, labels_B), generate(gan, eager.g_params, z_BxZ, labels_B))
 
 
 def test_one_step_changes_both_networks_and_is_reproducible(images_NxD):
