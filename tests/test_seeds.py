@@ -19,7 +19,7 @@ import pytest
 from conftest import load_script
 from jaxgan import build, data, epochs, parallel, stacked
 from jaxgan.config import Config
-from jaxgan.step import create_train_state
+from jaxgan.step import create_train_state, init_train_state
 
 TOL = 1e-5  # measured: 2e-7 after 12 MLP steps, the params' largest difference
 FLAGS = ["--batch-size", "100", "--subset", "600", "--checkpoint-every", "1", "--sample-every", "1"]
@@ -158,14 +158,14 @@ def blow_up(seeds_to_break: set[int], monkeypatch) -> None:
 
     made = []
 
-    def create(gan, key):
-        state = create_train_state(gan, key)
+    def create(gan, seed, prng_impl):
+        state = init_train_state(gan, seed, prng_impl)
         made.append(None)
         if len(made) - 1 in seeds_to_break:
             state = state.replace(d_params=jax.tree.map(lambda x: x * 1e20, state.d_params))
         return state
 
-    monkeypatch.setattr(seeds, "create_train_state", create)
+    monkeypatch.setattr(seeds, "init_train_state", create)
 
 
 def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monkeypatch, capsys):
