@@ -83,13 +83,7 @@ def fit(
     _check_gan(gan, image_shape, num_classes, jax.eval_shape(lambda: jax.random.key(config.seed, impl=prng_impl)))
     mesh = parallel.data_mesh(config.batch_size, devices)
     custom = gan != article_like
-    run_info = {
-        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
-        "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
-        "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": mesh.size, "processes": jax.process_count(),
-        # A custom GAN is described by what it is, not by the config's research fields.
-        "model": gan.describe() if custom else None,
-    }
+    run_info = run_record(config, gan, image_shape, dtype=dtype, prng_impl=prng_impl, dense=dense, devices=mesh.size, custom=custom)
     eval_reference = evaluate.test_reference(config.eval_n, config.seed) if config.eval_every else None
     images_NxD = parallel.put_replicated(train.flat_NxD, mesh)
     labels_N = parallel.put_replicated(train.labels_N.astype(np.int32), mesh) if gan.num_classes else None
@@ -110,6 +104,19 @@ def fit(
         print(f"sample grids and evaluations use G's EMA (decay {gan.ema_decay}, a copy of G before step {gan.ema_start})")
     return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now,
                     report=lambda: {"compilations": split.summary()})
+
+
+def run_record(
+    config: Config, gan: GAN, image_shape: tuple[int, ...], *, dtype, prng_impl: str, dense: str, devices: int, custom: bool = False
+) -> dict:
+    """config.json of a jaxgan run: the settings, and what the GAN and the data made of them."""
+    return {
+        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
+        "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
+        "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": devices, "processes": jax.process_count(),
+        # A custom GAN is described by what it is, not by the config's research fields.
+        "model": gan.describe() if custom else None,
+    }
 
 
 class JaxTrainer:

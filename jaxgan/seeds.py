@@ -30,7 +30,7 @@ from jaxgan import data, evaluate, files, loop, reporting, resume, runs, stacked
 from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, seeds_text
-from jaxgan.fit import JaxTrainer
+from jaxgan.fit import JaxTrainer, run_record
 from jaxgan.gan import GAN
 from jaxgan.step import init_train_state
 
@@ -49,10 +49,8 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices:
     gan = make_gan(config, int(np.prod(image_shape)), dtype, image_shape=image_shape, num_classes=num_classes, dense=dense)
     top = Path(config.workdir)
     members = {s: dataclasses.replace(config, seed=s, seeds=None, workdir=str(top / f"seed_{s}")) for s in seeds}
-    info = lambda c: {  # noqa: E731 - config.json as jaxgan.fit writes it for the run of c's seed
-        **c.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense), "beta1": gan.beta1,
-        "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": 1, "processes": 1, "model": None,
-    }
+    # config.json as jaxgan.fit writes it for the run of each seed.
+    info = lambda c: run_record(c, gan, image_shape, dtype=dtype, prng_impl=prng_impl, dense=dense, devices=1)  # noqa: E731
     infos = {s: info(c) for s, c in members.items()}
     states = [init_train_state(gan, s, prng_impl) for s in seeds]  # one compiled program for every seed
     if per_step is None:
