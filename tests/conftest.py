@@ -19,3 +19,29 @@ def load_script(name: str):
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def compile_cache_dir() -> Path | None:
+    """The persistent compilation cache that train_jax.py's subprocesses use, opened in this process too.
+
+    Most of the suite's time is XLA compiling; many tests build the same program anew (a new GAN,
+    a new closure: a miss in jit's in-process cache, the same HLO). With the cache on, each such
+    program compiles once a run, also across this process and the scripts' subprocesses, and a
+    rerun loads them all. JAXGAN_NO_CACHE=1 runs the suite without it.
+    """
+    from jaxgan import compile_cache
+
+    return compile_cache.enable()
+
+
+@pytest.fixture(autouse=True)
+def _compile_cache(compile_cache_dir):
+    """Reopens the suite's cache after a test that moved or closed it (bench.py, test_compile_cache)."""
+    yield
+    import jax
+
+    from jaxgan import compile_cache
+
+    if compile_cache_dir is not None and jax.config.jax_compilation_cache_dir != str(compile_cache_dir):
+        compile_cache.enable(compile_cache_dir)
