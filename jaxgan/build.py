@@ -10,8 +10,8 @@ import numpy as np
 
 from jaxgan import losses
 from jaxgan.config import Config, ConfigError
-from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator, SpectralNormed
 from jaxgan.gan import GAN
+from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator, SpectralNormed
 
 
 def make_gan(

@@ -64,7 +64,7 @@ def random_shift(key: jax.Array, images_BxHxW: jax.Array, max_shift: int = 2) ->
     m = max_shift
     padded = jnp.pad(images_BxHxW, ((0, 0), (m, m), (m, m)))
     offsets_Bx2 = jax.random.randint(key, (images_BxHxW.shape[0], 2), 0, 2 * m + 1)
-    crop = lambda img, off: jax.lax.dynamic_slice(img, (off[0], off[1]), images_BxHxW.shape[1:])  # noqa: E731
+    crop = lambda img, off: jax.lax.dynamic_slice(img, (off[0], off[1]), images_BxHxW.shape[1:])
     return jax.vmap(crop)(padded, offsets_Bx2)
 
 

@@ -171,7 +171,8 @@ class Config:
         "(0: none, as in the article; typical: 0.999)", must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1), **_RESEARCH,
     )
     ema_start: int = declare(
-        0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)", must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
+        0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)",
+        must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
     )
     # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
     g_lr: float | None = declare(

@@ -16,7 +16,6 @@ Run `python -m jaxgan.data --prepare` to build the cache ahead of time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gzip
 import hashlib
 import importlib.metadata

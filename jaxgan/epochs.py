@@ -85,7 +85,7 @@ def run(
 
 
 @functools.cache
-def compile(mesh: Mesh, batch_size: int, per_step: bool = False, unroll: int = 1):  # noqa: A001 (epochs.compile reads as what it does)
+def compile(mesh: Mesh, batch_size: int, per_step: bool = False, unroll: int = 1):
     """`run(state, images_NxD, labels_N=None) -> (state, metrics per step)`: one epoch compiled for `mesh`.
 
     State and images come in replicated, each batch is split along the mesh's data axis,

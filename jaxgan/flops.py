@@ -26,7 +26,7 @@ def step_flops(
     """
     g = _layers(latent_dim, g_features, data_dim)
     d = _layers(data_dim, d_features, 1)
-    mac = lambda layers: sum(i * o for i, o in layers)  # noqa: E731
+    mac = lambda layers: sum(i * o for i, o in layers)
     g_mac, d_mac = mac(g), mac(d)
     d_first, g_first = d[0][0] * d[0][1], g[0][0] * g[0][1]
     d_step = g_mac + 2 * d_mac + 2 * (d_mac + d_mac - d_first)

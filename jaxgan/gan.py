@@ -15,7 +15,6 @@ from flax import linen as nn
 
 from jaxgan import losses
 
-
 # Module fields added after custom runs were saved, at their defaults: left out of a network's
 # description, so such runs still resume (their config.json's "model" predates the fields).
 _LATER_FIELDS_AT_DEFAULT = ("dense = 'xla'", "dropout_bits = 32")
@@ -80,7 +79,10 @@ class GAN:
         checks = [
             (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
             (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
-            (0 <= self.ema_decay < 1 and self.ema_start >= 0, f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}."),
+            (
+                0 <= self.ema_decay < 1 and self.ema_start >= 0,
+                f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}.",
+            ),
             (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
             (isinstance(self.r1_every, int) and self.r1_every >= 1, f"GAN.r1_every must be a whole number, at least 1, got {self.r1_every!r}."),
             (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
@@ -92,7 +94,7 @@ class GAN:
 
     def describe(self) -> str:
         """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
-        name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))  # noqa: E731
+        name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))
         # One lr reads as it always did, so custom runs saved before g_lr/d_lr still resume.
         lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_tx_lr}, D {self.d_tx_lr}"
         optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"

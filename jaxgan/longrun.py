@@ -141,7 +141,7 @@ def compare(
 def verdict(report: dict) -> str:
     """The report as lines a person reads."""
     ref, cand = report["names"]
-    pct = lambda shares: ", ".join(f"{100 * s:.0f}%" for s in sorted(shares.values()))  # noqa: E731
+    pct = lambda shares: ", ".join(f"{100 * s:.0f}%" for s in sorted(shares.values()))
     lines = [
         f"epochs {report['first_epoch']}-{report['epochs']}, figures {', '.join(report['figures'])}; "
         f"share of each run's figures outside the leave-one-out band of the {len(report['shares'][ref])} {ref} runs:",

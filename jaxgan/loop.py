@@ -281,8 +281,8 @@ def _finish(config: Config, trainer: Trainer, workdir: Path, records: list[dict]
         if team.is_main:
             writer.submit(_atomic, workdir / "losses.png", lambda tmp: reporting.plot_losses(records, tmp, title=title))
             writer.submit(_atomic, workdir / "progress.gif", lambda tmp: summaries.save_progress_gif(workdir / "samples", tmp, config.epochs))
-            row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None  # noqa: E731
-            draw = lambda z: trainer.sample(z, row_labels(len(z)))  # noqa: E731
+            row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None
+            draw = lambda z: trainer.sample(z, row_labels(len(z)))
             writer.submit(_atomic, workdir / "interpolation.png", lambda tmp: summaries.save_interpolation(
                 draw, tmp, trainer.image_shape, trainer.latent_dim, config.seed, steps=INTERPOLATION_STEPS))
         trainer.save_final(workdir)

@@ -54,7 +54,7 @@ class FromNNX(nn.Module):
 
     @nn.compact
     def __call__(self, *args, **kwargs) -> Any:
-        stream = lambda name: self.make_rng(name) if self.has_rng(name) else jax.random.key(0)  # noqa: E731
+        stream = lambda name: self.make_rng(name) if self.has_rng(name) else jax.random.key(0)
         module, drawn = _built(self.nnx_class, self.args, dict(self.kwargs), nnx.Rngs(params=stream("params"), dropout=stream("dropout")))
         # One Linen param per top-level attribute: the drawn value at init, the trained one afterwards.
         params = {name: self.param(name, lambda _, value=value: value) for name, value in drawn.items()}

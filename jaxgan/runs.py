@@ -145,7 +145,7 @@ def reopen_for_resume(workdir: Path, run_info: dict) -> None:
 
 def check_same_run(saved: dict, current: dict) -> None:
     """Raises ConfigError naming the first run-defining setting that differs."""
-    normalise = lambda v: json.loads(json.dumps(v))  # noqa: E731 - tuples and lists compare equal
+    normalise = lambda v: json.loads(json.dumps(v))
     for field in RUN_FIELDS:
         if field in saved or field in current:
             was, now = (normalise(run.get(field, RUN_DEFAULTS.get(field))) for run in (saved, current))

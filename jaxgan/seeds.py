@@ -50,7 +50,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices:
     top = Path(config.workdir)
     members = {s: dataclasses.replace(config, seed=s, seeds=None, workdir=str(top / f"seed_{s}")) for s in seeds}
     # config.json as jaxgan.fit writes it for the run of each seed.
-    info = lambda c: run_record(c, gan, image_shape, dtype=dtype, prng_impl=prng_impl, dense=dense, devices=1)  # noqa: E731
+    info = lambda c: run_record(c, gan, image_shape, dtype=dtype, prng_impl=prng_impl, dense=dense, devices=1)
     infos = {s: info(c) for s, c in members.items()}
     states = [init_train_state(gan, s, prng_impl) for s in seeds]  # one compiled program for every seed
     if per_step is None:
@@ -246,14 +246,14 @@ def _table(top: Path) -> dict:
 def markdown(table: dict) -> str:
     """seeds.md: one row a member (its last epoch's figures, its last and best FID, where it stopped), then mean ± sd."""
     keys = ("d_loss", "g_loss", "d_real", "d_fake", "fid", "best_fid")
-    cell = lambda v: "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| seed | epoch | step | " + " | ".join(keys) + " | stopped |", "|---" * (len(keys) + 4) + "|"]
     for r in table["members"]:
         stop = f"diverged in epoch {r['diverged_in_epoch']}" if r["diverged_in_epoch"] else ""
         lines.append(f"| {r['seed']} | {r['epoch']} | {r['step']} | " + " | ".join(cell(r.get(k)) for k in keys) + f" | {stop} |")
     finished = [r for r in table["members"] if not r["diverged_in_epoch"]]
     if len(finished) > 1:
-        spread = lambda k: [r[k] for r in finished if isinstance(r.get(k), float) and math.isfinite(r[k])]  # noqa: E731
+        spread = lambda k: [r[k] for r in finished if isinstance(r.get(k), float) and math.isfinite(r[k])]
         stats = [f"{np.mean(v):.4g} ± {np.std(v, ddof=1):.2g}" if len(v) > 1 else "" for v in map(spread, keys)]
         lines.append(f"| mean ± sd ({len(finished)} seeds) | | | " + " | ".join(stats) + " | |")
     return "\n".join(lines) + "\n"

@@ -51,7 +51,7 @@ def _finite(state: TrainState, metrics: dict) -> jax.Array:
 def _masked(old: TrainState, new: TrainState, alive_K: jax.Array, metrics: dict) -> tuple[TrainState, jax.Array]:
     """`new` for the members alive and finite after it, `old` for the others; and who is alive now."""
     alive_K = alive_K & jax.vmap(_finite, in_axes=(_axes(new), 0))(new, metrics)
-    pick = lambda n, o: jnp.where(alive_K.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
+    pick = lambda n, o: jnp.where(alive_K.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
     return new.replace(**{f: jax.tree.map(pick, getattr(new, f), getattr(old, f)) for f in _TRAINED}), alive_K
 
 
@@ -71,7 +71,7 @@ def compile_epoch(like: TrainState, batch_size: int, per_step: bool = False, unr
     if not per_step:
 
         def epoch(state, alive_K, images_NxD, labels_N):
-            scan = lambda s: epochs.scan(s, images_NxD, batch_size, labels_N)  # noqa: E731
+            scan = lambda s: epochs.scan(s, images_NxD, batch_size, labels_N)
             new, metrics = jax.vmap(scan, in_axes=(axes,), out_axes=(axes, 0))(state)
             return (*_masked(state, new, alive_K, metrics), metrics)
 

@@ -151,17 +151,17 @@ def d_loss_fn(d_params, gan: GAN, x_real_BxD, x_fake_BxD, dropout_key, labels_B=
         real_key, fake_key = (None, None) if dropout_key is None else jax.random.split(dropout_key)
         real_logits_B, new_stats = discriminate(gan, d_params, x_real_BxD, real_key, labels_B, d_stats, update_stats=True)
         fake_logits_B = discriminate(gan, d_params, x_fake_BxD, fake_key, labels_B, d_stats)
-        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)  # noqa: E731
+        real_critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, real_key, labels_B, d_stats)
     loss = gan.d_loss(real_logits_B, fake_logits_B)
     if gan.gp_weight:
         if gp_key is None:
             raise ValueError("this GAN has a gradient penalty (gp_weight > 0); pass gp_key, the key of its mixing weights.")
         mix_key, gp_dropout_key = jax.random.split(gp_key)
         gp_dropout_key = None if dropout_key is None else gp_dropout_key
-        critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)  # noqa: E731
+        critic = lambda x_BxD: discriminate(gan, d_params, x_BxD, gp_dropout_key, labels_B, d_stats)
         loss = loss + gan.gp_weight * losses.gradient_penalty(critic, x_real_BxD, x_fake_BxD, mix_key)
     if gan.r1_weight:
-        r1 = lambda: gan.r1_weight * gan.r1_every * losses.r1_penalty(real_critic, x_real_BxD)  # noqa: E731
+        r1 = lambda: gan.r1_weight * gan.r1_every * losses.r1_penalty(real_critic, x_real_BxD)
         if gan.r1_every == 1:
             loss = loss + r1()
         elif step is None:
@@ -267,7 +267,7 @@ def step_on_batches(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.
     # split(key, 5)[:4] == split(key, 4): the article's step keeps the keys it always had.
     z_d_key, z_g_key, d_drop_key, g_drop_key, gp_key = jax.random.split(noise_key, 5)
     gp_key = gp_key if gan.gp_weight else None
-    batch_labels = lambda k: None if labels_KxB is None else labels_KxB[k]  # noqa: E731
+    batch_labels = lambda k: None if labels_KxB is None else labels_KxB[k]
     shape = (x_real_KxBxD.shape[1], gan.latent_dim)
     # Partitionable threefry: each device draws its own rows of the very numbers one device would.
     z_g_BxZ = along_batch(jax.random.normal(z_g_key, shape), batch_sharding)
@@ -276,7 +276,7 @@ def step_on_batches(state: TrainState, x_real_KxBxD: jax.Array, labels_KxB: jax.
         return update(state, x_real_KxBxD[0], z_d_BxZ, z_g_BxZ, d_drop_key, g_drop_key, batch_labels(0), gp_key)
 
     def d_step(state, k):
-        fold = lambda key: None if key is None else jax.random.fold_in(key, k)  # noqa: E731
+        fold = lambda key: None if key is None else jax.random.fold_in(key, k)
         z_d_BxZ = along_batch(jax.random.normal(fold(z_d_key), shape), batch_sharding)
         state, d_loss, d_metrics = d_update(state, x_real_KxBxD[k], z_d_BxZ, fold(d_drop_key), batch_labels(k), fold(gp_key))
         return state, {"d_loss": d_loss, **d_metrics}

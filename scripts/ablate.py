@@ -118,7 +118,7 @@ def ablate(configs: dict[str, Config], workdir: Path) -> Path:
     # Results of other variants measured earlier at the same N stay in the table; these replace their own.
     workdir.mkdir(parents=True, exist_ok=True)
     saved = json.loads((workdir / "results.json").read_text()) if (workdir / "results.json").exists() else {}
-    budget = lambda r: (r.get("epochs"), r.get("batch_size"), r.get("subset"), r.get("seeds", [r.get("seed")]))  # noqa: E731
+    budget = lambda r: (r.get("epochs"), r.get("batch_size"), r.get("subset"), r.get("seeds", [r.get("seed")]))
     same = (first.epochs, first.batch_size, first.subset, seeds)
     results = {n: r for n, r in saved.get("variants", {}).items() if saved.get("eval_n") == first.eval_n and budget(r) == same}
     # The floor: N training images (their labels as the asked-for classes) through the same evaluation.
@@ -171,8 +171,8 @@ def _variant(name: str, config: Config, reference) -> dict:
         record["diverged"] = "; ".join(f"seed {s}: {e}" for s, e in diverged.items())
     if not per_seed:
         return record
-    mean = lambda k: None if per_seed[0][k] is None else float(np.mean([r[k] for r in per_seed]))  # noqa: E731
-    sd = lambda k: None if per_seed[0][k] is None else float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0  # noqa: E731
+    mean = lambda k: None if per_seed[0][k] is None else float(np.mean([r[k] for r in per_seed]))
+    sd = lambda k: None if per_seed[0][k] is None else float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0
     return {
         **record, "steps": per_seed[0]["steps"], "train_seconds": round(mean("train_seconds"), 1),
         **{k: mean(k) for k in COLUMNS}, "sd": {k: sd(k) for k in COLUMNS}, "per_seed": per_seed,

@@ -231,7 +231,7 @@ def finish(rows: list[dict], batch_size: int) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    fmt = lambda r, key, spec: "-" if r.get(key) is None else format(r[key], spec)  # noqa: E731
+    fmt = lambda r, key, spec: "-" if r.get(key) is None else format(r[key], spec)
     lines = ["| row | steps/s | images/s | TFLOP/s | x eager | jaxgan lead | compile s | warm compile s | peak mem GB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

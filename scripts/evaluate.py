@@ -26,9 +26,9 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-from jaxgan import files, runs  # noqa: E402
-from jaxgan.config import UserError  # noqa: E402
-from sidebyside.samples import final_samples  # noqa: E402
+from jaxgan import files, runs
+from jaxgan.config import UserError
+from sidebyside.samples import final_samples
 
 GRID = 60
 GENERATORS = ("ema", "raw", "both")

@@ -41,6 +41,7 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str
         from jaxgan.fit import fit
     else:
         import torch
+
         from torch_baseline.train import fit
 
         torch.set_num_threads(1)  # a run a core: several runs go side by side
@@ -49,7 +50,7 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str
         s: Config(seed=s, workdir=str(top / f"seed_{s}"), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config).validate()
         for s in seeds
     }
-    done = lambda s: _finished(Path(cfgs[s].workdir), cfgs[s])  # noqa: E731
+    done = lambda s: _finished(Path(cfgs[s].workdir), cfgs[s])
     if trainer == "jaxgan" and not all(map(done, seeds)):
         fit(dataclasses.replace(cfgs[seeds[0]], seeds=seeds_text(tuple(seeds)), workdir=str(top)))
     for s in seeds:

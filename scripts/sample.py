@@ -11,18 +11,18 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from jaxgan import files, reporting  # noqa: E402
-from jaxgan.config import Config, UserError  # noqa: E402
-from jaxgan.runs import read_run_config  # noqa: E402
+from jaxgan import files, reporting
+from jaxgan.config import Config, UserError
+from jaxgan.runs import read_run_config
 
 
 def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
     import jax
 
-    from jaxgan.checkpoint import Checkpointer
     from jaxgan.build import gan_of_run
+    from jaxgan.checkpoint import Checkpointer
     from jaxgan.step import create_train_state, generate
 
     gan = gan_of_run(saved, None if saved.get("dtype", "float32") == "float32" else saved["dtype"])

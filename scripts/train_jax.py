@@ -8,15 +8,14 @@ per host with --coordinator-address, --num-processes and --process-id (or the
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID variables).
 """
 
-import sys
 
 from jaxgan import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import JAX, build_parser, from_flags  # noqa: E402
-from jaxgan.runs import run_cli  # noqa: E402
+from jaxgan.config import JAX, build_parser, from_flags
+from jaxgan.runs import run_cli
 
 
 def main(argv=None) -> int:

@@ -5,15 +5,14 @@ outputs; defaults are the article's full
 run (2000 epochs at batch 6000 through its per-image DataLoader).
 """
 
-import sys
 
 from jaxgan import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import TORCH, build_parser, from_flags  # noqa: E402
-from jaxgan.runs import run_cli  # noqa: E402
+from jaxgan.config import TORCH, build_parser, from_flags
+from jaxgan.runs import run_cli
 
 
 def main(argv=None) -> int:

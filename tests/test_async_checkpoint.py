@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from orbax.checkpoint._src.path import atomicity
+from test_robustness import assert_same_run, losses, train
 
 import jaxgan.checkpoint
 import jaxgan.fit
 from jaxgan.step import TrainState
-from test_robustness import assert_same_run, losses, train
 
 # Orbax's last act of a save, in its background thread: renaming the finished folder into place.
 REAL_FINALIZE = atomicity.AtomicRenameTemporaryPath.finalize

@@ -2,8 +2,8 @@ import json
 
 import jax
 import pytest
-
 from conftest import load_script
+
 from jaxgan import flops
 from jaxgan.build import make_gan
 from jaxgan.config import Config
@@ -121,7 +121,7 @@ def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
 
     config = Config(batch_size=32, g_features=(32, 64), d_features=(32, 16), latent_dim=8)
     images = jax.numpy.asarray(data.load("train", subset=6 * 32).flat_NxD)
-    fresh = lambda: create_train_state(make_gan(config), jax.random.key(0))  # noqa: E731
+    fresh = lambda: create_train_state(make_gan(config), jax.random.key(0))
     rolled, unrolled = epochs.run(fresh(), images, 32), epochs.run(fresh(), images, 32, unroll=unroll)
     assert unrolled[1]["d_loss"].shape == (6,)
     for a, b in zip(jax.tree.leaves((rolled[0].g_params, rolled[0].d_params, rolled[0].step, rolled[1])),

@@ -62,9 +62,9 @@ def test_compare_refuses_bad_settings_before_writing(tmp_path, settings, message
 
 def test_compare_script_compiles_into_the_persistent_cache_unless_switched_off(tmp_path, monkeypatch):
     import jax
+    from conftest import load_script
 
     import sidebyside.compare
-    from conftest import load_script
     from jaxgan import compile_cache
 
     seen = []

@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import ROOT, load_script
+
 from jaxgan import background, compile_cache, fit, loop
 from jaxgan.config import Config
 

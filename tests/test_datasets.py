@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import load_script
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_data import write_idx
 
-from conftest import load_script
 from jaxgan import data, reporting, runs, sources, summaries
 from jaxgan.config import Config, ConfigError
-from test_data import write_idx
 
 TINY = dict(latent_dim=8, g_features=(16,), d_features=(16,), batch_size=16, epochs=2, sample_every=1)
 

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import load_script
+
 from jaxgan import build, checkpoint, evaluate, fit, runs, step
 from jaxgan.config import Config, ConfigError
 from jaxgan.models import Discriminator, Generator

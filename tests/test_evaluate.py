@@ -5,8 +5,8 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import load_script
+
 from jaxgan import classifier, data, evaluate, metrics
 from jaxgan.config import Config
 from jaxgan.reporting import read_metrics
@@ -210,7 +210,7 @@ def numpy_precision_recall(real_NxF, fake_MxF, k=3):
 
 
 def numpy_mmd2(x_NxF, y_MxF):
-    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3
     n, m = len(x_NxF), len(y_MxF)
     k_xx, k_yy = kernel(x_NxF, x_NxF), kernel(y_MxF, y_MxF)
     within = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1)) + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
@@ -290,10 +290,10 @@ def test_cached_train_features_are_the_classifiers():
 def test_a_second_evaluation_compiles_nothing():
     samples, labels = mock_samples(150, seed=5)
     ref = evaluate.test_reference(150, seed=6)
-    run = lambda: evaluate.evaluate_samples(samples, ref, labels, kid_subsets=5, kid_subset_size=100, nn_spaces=evaluate.NN_SPACES)  # noqa: E731
+    run = lambda: evaluate.evaluate_samples(samples, ref, labels, kid_subsets=5, kid_subset_size=100, nn_spaces=evaluate.NN_SPACES)
     first = run()
     compiles = []
-    listener = lambda event, *_, **__: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None  # noqa: E731
+    listener = lambda event, *_, **__: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         second = run()

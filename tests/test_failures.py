@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, load_script
 from test_robustness import DATA, SMALL, losses, train
 
@@ -200,7 +199,7 @@ def test_a_garbled_ocdbt_manifest_falls_back_to_the_older_checkpoint_in_one_warn
     run = tmp_path / "run"
     assert train("train_jax", run, 2) == 0
     (run / "checkpoints" / "2" / "state" / "manifest.ocdbt").write_bytes(b"garbled")
-    warning = f"warning: checkpoint of epoch 2 is corrupt (ValueError: DATA_LOSS: Error opening"
+    warning = "warning: checkpoint of epoch 2 is corrupt (ValueError: DATA_LOSS: Error opening"
     proc = run_script("sample", ["--workdir", run, "--n", "4", "--out", tmp_path / "g.png"])
     assert proc.returncode == 0 and proc.stdout == f"4 samples of the jax run at epoch 1 -> {tmp_path / 'g.png'}\n", proc.stderr
     assert len(messages(proc.stderr)) == 1 and messages(proc.stderr)[0].startswith(warning), proc.stderr

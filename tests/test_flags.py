@@ -1,8 +1,6 @@
 """Property test: any flag values give either a valid Config or one clear sentence."""
 
-import argparse
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

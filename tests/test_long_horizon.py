@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import load_script
+
 from jaxgan import longrun
 from jaxgan.config import UserError
 
@@ -92,7 +92,8 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
     assert set(report["shares"]["cand"]) == {"seed_0", "seed_1", "seed_2", "seed_3"}
     assert "VERDICT" in capsys.readouterr().out
     png = tmp_path / "pictures" / "runs.png"
-    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6", "--plot", str(png)]) == 0
+    argv = [str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6", "--plot", str(png)]
+    assert long_horizon.main(argv) == 0
     assert json.loads(out.read_text())["window_test"]["epochs"] == [3, 6]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--test-epochs", "3..6"]) == 2

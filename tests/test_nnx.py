@@ -11,8 +11,8 @@ from flax import nnx
 from jaxgan import models
 from jaxgan.config import Config
 from jaxgan.fit import fit, load_final_params
-from jaxgan.nnx import from_nnx, to_nnx
 from jaxgan.gan import GAN
+from jaxgan.nnx import from_nnx, to_nnx
 from jaxgan.step import create_train_state, discriminate, generate, train_step
 
 
@@ -94,10 +94,10 @@ def test_nnx_dropout_takes_the_steps_dropout_key_in_training_and_is_off_otherwis
     # Sampling never draws dropout: G has none and generate passes no key.
     np.testing.assert_array_equal(generate(gan, state.g_params, jnp.ones((2, 16))), generate(gan, state.g_params, jnp.ones((2, 16))))
     # The jitted step trains it: both params move, the losses are the BCE of logits near 0.
-    before = jax.tree.map(np.asarray, (state.g_params, state.d_params))  # train_step donates the state
+    initial = jax.tree.map(np.asarray, (state.g_params, state.d_params))  # train_step donates the state
     new, metrics = train_step(state, x_BxD)
     assert 1.2 < float(metrics["d_loss"]) < 1.6 and 0.5 < float(metrics["g_loss"]) < 0.9
-    for before, after in zip(before, (new.g_params, new.d_params)):
+    for before, after in zip(initial, (new.g_params, new.d_params)):
         assert all(float(jnp.abs(a - b).max()) > 0 for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
 
 

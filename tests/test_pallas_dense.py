@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import load_script
+
 from jaxgan import models, step
 from jaxgan.build import make_gan
 from jaxgan.config import Config, ConfigError
@@ -56,7 +56,7 @@ def test_gradients_in_x_w_and_b_equal_the_xla_layers(dropout):
     x, w, b, keep = inputs(45, 70, 90)
     keep, rate = (keep, RATE) if dropout else (None, 0.0)
     # A loss whose cotangent differs per element, so every entry of the backward pass is exercised.
-    loss = lambda fn: lambda x, w, b: jnp.sum(jnp.sin(fn(x, w, b, keep, slope=0.2, rate=rate)))  # noqa: E731
+    loss = lambda fn: lambda x, w, b: jnp.sum(jnp.sin(fn(x, w, b, keep, slope=0.2, rate=rate)))
     got = jax.grad(loss(fused_dense), (0, 1, 2))(x, w, b)
     want = jax.grad(loss(reference), (0, 1, 2))(x, w, b)
     for g, r in zip(got, want):

@@ -15,8 +15,8 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from jaxgan import data, epochs, parallel
 from jaxgan.build import make_gan
 from jaxgan.config import Config, ConfigError
@@ -147,7 +147,7 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
     for a, b in zip(jax.tree.leaves(load_final_params(tmp_path / "two")), jax.tree.leaves(load_final_params(tmp_path / "one"))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=PARALLEL_ATOL)
     # TensorBoard names its event file after the host, the time and the process id.
-    names = lambda d: sorted("events.out.tfevents" if p.name.startswith("events.out") else p.name for p in d.iterdir())  # noqa: E731
+    names = lambda d: sorted("events.out.tfevents" if p.name.startswith("events.out") else p.name for p in d.iterdir())
     assert names(tmp_path / "two") == names(tmp_path / "one")
     assert names(tmp_path / "two" / "samples") == ["epoch_0001.png", "epoch_0002.png"]
     assert names(tmp_path / "two" / "checkpoints") == ["1", "2"]
@@ -207,7 +207,7 @@ def test_one_device_is_a_mesh_of_one_and_trains_bit_for_bit_like_epochs_run():
     mesh = parallel.data_mesh(batch_size=SMALL.batch_size)
     assert mesh.shape == {"data": 1}
     images_NxD = data.load("train", subset=SMALL.subset).flat_NxD
-    fresh = lambda: create_train_state(make_gan(SMALL), jax.random.key(0))  # noqa: E731
+    fresh = lambda: create_train_state(make_gan(SMALL), jax.random.key(0))
     sharded, sharded_metrics = epochs.compile(mesh, SMALL.batch_size)(
         parallel.put_replicated(fresh(), mesh), parallel.put_replicated(images_NxD, mesh)
     )

@@ -7,8 +7,8 @@ import json
 import tomllib
 
 import pytest
-
 from conftest import ROOT, load_script
+
 from jaxgan.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
 
 

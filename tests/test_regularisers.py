@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_script
 from jax.test_util import check_grads
 
 from jaxgan import data, losses
@@ -15,7 +16,6 @@ from jaxgan.build import gan_of_run, make_gan
 from jaxgan.config import JAX, Config, build_parser, from_flags
 from jaxgan.fit import fit, load_final_params
 from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
-from conftest import load_script
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -68,7 +68,7 @@ def test_r1_gradient_in_ds_weights_matches_finite_differences():
         x_BxD = jax.random.normal(jax.random.key(1), (4, 3), jnp.float64)
         w_DxH = jax.random.normal(jax.random.key(2), (3, 5), jnp.float64)
         v_H = jax.random.normal(jax.random.key(3), (5,), jnp.float64)
-        r1 = lambda w, v: losses.r1_penalty(lambda x: jnp.tanh(x @ w) @ v, x_BxD)  # noqa: E731
+        r1 = lambda w, v: losses.r1_penalty(lambda x: jnp.tanh(x @ w) @ v, x_BxD)
         check_grads(r1, (w_DxH, v_H), order=2, modes=["rev"])
         assert float(jnp.abs(jax.grad(r1)(w_DxH, v_H)).max()) > 1e-3
 
@@ -201,7 +201,7 @@ def test_a_lazy_r1_step_is_the_heavy_step_every_kth_step_and_the_plain_one_betwe
         other = plain if want is heavy else heavy
         expected = train_step(jax.tree.map(jnp.copy, at.replace(gan=want)), x_KxBxD)[0].d_params
         wrong = train_step(jax.tree.map(jnp.copy, at.replace(gan=other)), x_KxBxD)[0].d_params
-        for g, e, w in zip(jax.tree.leaves(got), jax.tree.leaves(expected), jax.tree.leaves(wrong)):
+        for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
         assert max(float(jnp.abs(g - w).max()) for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(wrong))) > 1e-5, step
 

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import linen as nn
-
 from conftest import load_script
+from flax import linen as nn
 from test_data import write_idx
+
 from jaxgan import data, epochs, evaluate, losses
 from jaxgan.build import gan_of_run, make_gan
 from jaxgan.config import Config, ConfigError
@@ -89,7 +89,7 @@ def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
     gp_key = jax.random.key(2)
     base, _ = d_loss_fn(state.d_params, plain, x_real, x_fake, None)
     total, _ = d_loss_fn(state.d_params, penalised, x_real, x_fake, None, None, gp_key)
-    critic = lambda x: discriminate(plain, state.d_params, x, None)  # noqa: E731
+    critic = lambda x: discriminate(plain, state.d_params, x, None)
     penalty = losses.gradient_penalty(critic, x_real, x_fake, jax.random.split(gp_key)[0])
     assert float(penalty) > 0.01
     assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)

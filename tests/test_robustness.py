@@ -1,7 +1,6 @@
 """Runs that survive: resume, crashes, corrupt checkpoints, mismatches, divergence."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -11,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, load_script
+
 from jaxgan import files
 
 SMALL = ["--batch-size", "100", "--checkpoint-every", "1", "--keep-checkpoints", "3"]

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, load_script
 
 SCRIPTS = ("train_jax", "train_torch")
@@ -38,11 +37,10 @@ def test_script_writes_metrics_samples_and_plot(tmp_path, script):
 
 
 def test_final_params_round_trip(tmp_path):
-    from jaxgan.config import Config
-    from jaxgan.fit import fit, load_final_params
-
     from jaxgan import reporting
     from jaxgan.build import make_gan
+    from jaxgan.config import Config
+    from jaxgan.fit import fit, load_final_params
     from jaxgan.step import generate
 
     config = Config(epochs=1, batch_size=100, subset=200, workdir=str(tmp_path / "run"))

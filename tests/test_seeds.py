@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
 import pytest
-
 from conftest import load_script
+
 from jaxgan import build, data, epochs, parallel, stacked
 from jaxgan.config import Config
 from jaxgan.step import create_train_state, init_train_state
@@ -27,7 +27,7 @@ LOSSES = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake")
 
 
 def leaves(tree) -> list[np.ndarray]:
-    as_numbers = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
+    as_numbers = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
     return [np.asarray(as_numbers(x), np.float64) for x in jax.tree.leaves(tree)]
 
 
@@ -57,7 +57,7 @@ def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(pe
     # Member 0 drew its own weights, shuffle and noise: far outside TOL of seed 2's run.
     assert largest_difference(stacked.member(members.state, 0).g_params, seed2.g_params) > 1000 * TOL
     # Seed 2's run on seed 0's shuffle (its own weights and noise) is far outside TOL too.
-    step = lambda state, idx_KxB: epochs.step_at(state, idx_KxB, images_NxD)  # noqa: E731
+    step = lambda state, idx_KxB: epochs.step_at(state, idx_KxB, images_NxD)
     shared, _ = jax.lax.scan(step, create_train_state(gan, jax.random.key(2)), epochs.shuffled_batches(fresh[0], 600, 100))
     assert largest_difference(shared.g_params, seed2.g_params) > 100 * TOL
     # The next epoch too: each member goes on from its own state.
@@ -114,7 +114,8 @@ def test_member_folders_are_the_runs_of_their_seeds_with_evaluations_and_a_table
     assert saved[0].pop("workdir") != saved[1].pop("workdir") and saved[0] == saved[1]  # seed 2, seeds None
     assert json.loads((member / "summary.json").read_text())["best_fid"] == mine[1]["fid"]
     table = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
-    assert [(m["seed"], m["epoch"], m["step"], m["fid"]) for m in table["members"]] == [(0, 2, 12, read(tmp_path / "seeds" / "seed_0")[1]["fid"]), (2, 2, 12, mine[1]["fid"])]
+    expected = [(0, 2, 12, read(tmp_path / "seeds" / "seed_0")[1]["fid"]), (2, 2, 12, mine[1]["fid"])]
+    assert [(m["seed"], m["epoch"], m["step"], m["fid"]) for m in table["members"]] == expected
     assert f"| 2 | 2 | 12 | {mine[1]['d_loss']:.4g} |" in (tmp_path / "seeds" / "seeds.md").read_text()
     assert load_script("evaluate").main(["--workdir", str(member), "--n", "100", "--kid-subset-size", "50"]) == 0
 

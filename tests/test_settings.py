@@ -5,8 +5,8 @@ import json
 import re
 
 import pytest
-
 from conftest import load_script
+
 from jaxgan import runs
 from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError, build_parser, from_flags
 from jaxgan.settings import OWNER, SCRIPT, Setting

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
 from test_robustness import DATA, SMALL, assert_same_run, losses, train
 

@@ -19,7 +19,7 @@ def nets(device: str, dropout: float, capturable: bool = False):
 
 def inputs(device: str) -> list[tuple[torch.Tensor, ...]]:
     g = torch.Generator().manual_seed(1)
-    draw = lambda *shape: torch.rand(*shape, generator=g).to(device) * 2 - 1  # noqa: E731
+    draw = lambda *shape: torch.rand(*shape, generator=g).to(device) * 2 - 1
     return [(draw(BATCH, DIM), draw(BATCH, 128), draw(BATCH, 128)) for _ in range(STEPS)]
 
 

@@ -21,7 +21,7 @@ def fresh_state(seed=0, config=SMALL):
 
 
 def leaves(tree):
-    as_numpy = lambda x: np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)  # noqa: E731
+    as_numpy = lambda x: np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
     return [as_numpy(x) for x in jax.tree.leaves(tree)]
 
 

@@ -124,17 +124,17 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
     if spec.graph:
         z_BxZ = torch.zeros(batch_size, config.latent_dim, device=device)
         graphed = GraphedStep(G, D, g_optim, d_optim, torch.zeros(batch_size, images_NxD.shape[1], device=device), z_BxZ, capture=True)
-        step = lambda x, z_d, z_g: graphed(x, z_d, z_g)[0]  # noqa: E731
+        step = lambda x, z_d, z_g: graphed(x, z_d, z_g)[0]
     else:
-        step = lambda x, z_d, z_g: tb.train_step(G, D, g_optim, d_optim, x, z_d, z_g)["d_loss"]  # noqa: E731
+        step = lambda x, z_d, z_g: tb.train_step(G, D, g_optim, d_optim, x, z_d, z_g)["d_loss"]
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     mark_step = torch.compiler.cudagraph_mark_step_begin if spec.mode == "reduce-overhead" else (lambda: None)
     shuffle = torch.Generator().manual_seed(0)
     if row == "article":
-        batches = lambda: tb.article_batches(tb.ArticleDataset(images_NxD.reshape(-1, 28, 28), np.zeros(len(images_NxD))), batch_size, shuffle, device)  # noqa: E731
+        batches = lambda: tb.article_batches(tb.ArticleDataset(images_NxD.reshape(-1, 28, 28), np.zeros(len(images_NxD))), batch_size, shuffle, device)
     else:
         on_device = torch.from_numpy(images_NxD).to(device)
-        batches = lambda: tb.device_batches(on_device, batch_size, shuffle)  # noqa: E731
+        batches = lambda: tb.device_batches(on_device, batch_size, shuffle)
 
     def run(n: int) -> tuple[int, float]:
         done, last = 0, None

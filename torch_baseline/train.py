@@ -93,7 +93,7 @@ def build(
     """The article's modules and Adams; `capturable` Adams keep their step count on the GPU (a CUDA graph replays them)."""
     G = Generator(config.latent_dim, config.g_features, data_dim).to(device)
     D = Discriminator(data_dim, config.d_features, config.dropout).to(device)
-    adam = lambda m: torch.optim.Adam(m.parameters(), lr=config.lr, capturable=capturable)  # noqa: E731
+    adam = lambda m: torch.optim.Adam(m.parameters(), lr=config.lr, capturable=capturable)
     return G, D, adam(G), adam(D)
 
 
@@ -135,10 +135,10 @@ class TorchTrainer:
         self._targets = {"real_target": config.real_target, "fake_target": config.fake_target, "g_loss": config.g_loss}
         if loader == "article":
             dataset = ArticleDataset(train.images_NxHxW, train.labels_N)
-            self._batches = lambda: article_batches(dataset, config.batch_size, self._shuffle, device)  # noqa: E731
+            self._batches = lambda: article_batches(dataset, config.batch_size, self._shuffle, device)
         else:
             images_NxD = torch.from_numpy(train.flat_NxD).to(device)
-            self._batches = lambda: device_batches(images_NxD, config.batch_size, self._shuffle)  # noqa: E731
+            self._batches = lambda: device_batches(images_NxD, config.batch_size, self._shuffle)
 
     def open_checkpointer(self, workdir: Path, keep: int) -> Checkpointer:
         return Checkpointer(workdir, keep=keep)
