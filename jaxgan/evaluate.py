@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import sys
 import zipfile
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import classifier, data, files, metrics, reporting
+from jaxgan import classifier, data, files, metrics, reporting, runs
 
 N_TEST = 10_000
 PR_K = 3
@@ -285,13 +284,13 @@ def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np
     ])
 
 
-def read_run_config(workdir: Path | str) -> dict:
-    """A run's config.json; RunError when the workdir holds no finished, MNIST-trained run."""
+def finished_run_config(workdir: Path | str) -> dict:
+    """A finished, MNIST-trained run's config.json, read and checked by `runs.read_run_config`
+    (ConfigError when it is not a run's settings); RunError when the workdir holds no such run."""
     workdir = Path(workdir)
-    try:
-        config = json.loads((workdir / "config.json").read_text())
-    except (OSError, ValueError):
-        raise RunError(f"{workdir} holds no run (no readable config.json); pass the --workdir of a train_jax.py or train_torch.py run.") from None
+    if not (workdir / "config.json").is_file():
+        raise RunError(f"{workdir} holds no run (no config.json); pass the --workdir of a train_jax.py or train_torch.py run.")
+    config = runs.read_run_config(workdir / "config.json")
     final = {"jax": "final_params", "torch": "final.pt"}.get(config.get("framework"))
     if final is None:
         raise RunError(f"{workdir}/config.json names no known framework (jax or torch).")

@@ -26,7 +26,7 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-from jaxgan import files, runs
+from jaxgan import files
 from jaxgan.config import UserError
 from sidebyside.samples import final_samples
 
@@ -81,9 +81,7 @@ def main(argv=None) -> int:
             source = {"source": "real", "what": f"{args.n} MNIST training images"}
         else:
             workdir = Path(args.workdir)
-            if (workdir / "config.json").is_file():
-                runs.read_run_config(workdir / "config.json")  # one that is not a run's settings: one sentence
-            config = evaluate.read_run_config(workdir)
+            config = evaluate.finished_run_config(workdir)
             labels, generators = evaluate.sample_labels(config.get("num_classes", 0), args.n), _generators(args.generator, config, workdir)
             source = {"source": str(workdir), "framework": config["framework"], "epochs": config.get("epochs")}
         for generator in generators:

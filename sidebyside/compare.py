@@ -148,7 +148,7 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
 
         ref = evaluate.test_reference(config.eval_n, config.seed)
         report["quality"] = {
-            fw: evaluate.evaluate_samples(final_samples(workdir / fw, evaluate.read_run_config(workdir / fw), config.eval_n, config.seed), ref)
+            fw: evaluate.evaluate_samples(final_samples(workdir / fw, evaluate.finished_run_config(workdir / fw), config.eval_n, config.seed), ref)
             for fw in ("jax", "torch")
         }
         report["quality_n"] = config.eval_n

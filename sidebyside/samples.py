@@ -23,7 +23,7 @@ def jax_samples(workdir: Path, config: dict, n: int, seed: int, generator: str =
 
 
 def final_samples(workdir: Path, config: dict, n: int, seed: int, generator: str = "raw") -> np.ndarray:
-    """`config` is the run's config.json (see jaxgan.evaluate.read_run_config); `generator`:
+    """`config` is the run's config.json (see jaxgan.evaluate.finished_run_config); `generator`:
     "raw" (G) or "ema" (G's EMA, of a jaxgan run with --ema-decay).
 
     Raises UserError when the final params are missing or cannot be read (a run killed

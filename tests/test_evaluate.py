@@ -126,7 +126,7 @@ def test_intra_fid_is_the_mean_fid_within_each_asked_for_class():
         (["--n", "5", "--real"], "--n must be in [10, 10000]"),
         ([], "pass either --workdir DIR (a finished run) or --real"),
         (["--real", "--kid-subset-size", "1"], "--kid-subset-size at least 2"),
-        (["--workdir", "{tmp}/nothing-here"], "holds no run (no readable config.json)"),
+        (["--workdir", "{tmp}/nothing-here"], "holds no run (no config.json)"),
         (["--workdir", "{tmp}/unfinished"], "has no final_params: the run has not finished"),
     ],
 )
