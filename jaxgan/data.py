@@ -176,6 +176,11 @@ def load(
     return Images(images, labels)
 
 
+def steps_per_epoch(n_images: int, batch_size: int, d_steps: int = 1) -> int:
+    """The steps of an epoch: each takes `d_steps` batches of its own; the images left over are dropped."""
+    return n_images // (batch_size * d_steps)
+
+
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> float32 [-1, 1], as the article's ToTensor() + Normalize((.5,), (.5,))."""
     return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxgan import parallel
-from jaxgan.data import to_unit_range
+from jaxgan.data import steps_per_epoch, to_unit_range
 from jaxgan.step import Metrics, TrainState, along_batch, step_keys, step_on_batches
 
 
@@ -33,7 +33,7 @@ def shuffled_batches(state: TrainState, n_images: int, batch_size: int) -> jax.A
     """idx_SxKxB: this epoch's shuffled image indices, S steps of K = `gan.d_steps` batches,
     drawn from the step at its start."""
     k = state.gan.d_steps
-    n_steps = n_images // (batch_size * k)
+    n_steps = steps_per_epoch(n_images, batch_size, k)
     perm_N = jax.random.permutation(step_keys(state)[1], n_images)
     return perm_N[: n_steps * k * batch_size].reshape(n_steps, k, batch_size)
 

@@ -273,8 +273,8 @@ def predict(samples_NxD: np.ndarray) -> np.ndarray:
 
 def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np.ndarray:
     """n samples [n, D] from the noise `reporting.fixed_noise(n, latent_dim, seed)`, in batches
-    (a conditional G's for `sample_labels(num_classes, n)`)."""
-    from jaxgan.step import generate
+    (a conditional G's for `sample_labels(num_classes, n)`), one compiled program a batch shape."""
+    from jaxgan.step import generate_jit as generate
 
     z_NxZ = reporting.fixed_noise(n, gan.latent_dim, seed)
     labels_N = sample_labels(gan.num_classes, n)

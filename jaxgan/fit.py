@@ -13,6 +13,7 @@ alone writes the files and every process takes part in the checkpoints.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import compiles, data, epochs, evaluate, files, loop, parallel, reporting
+from jaxgan import compiles, data, epochs, evaluate, files, loop, parallel, reporting, runs
 from jaxgan.build import make_gan
 from jaxgan.config import Config, ConfigError
 from jaxgan.gan import GAN
@@ -91,7 +92,7 @@ def fit(
     if per_step is None:
         per_step = config.arch == "dcgan" and jax.default_backend() == "cpu"
     run_epoch = epochs.compile(mesh, config.batch_size, per_step)
-    steps_per_epoch = len(train) // (config.batch_size * gan.d_steps)
+    steps_per_epoch = data.steps_per_epoch(len(train), config.batch_size, gan.d_steps)
     trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch, split)
 
     def evaluate_now() -> dict:
@@ -195,9 +196,12 @@ class JaxTrainer:
             params["d_stats"] = self.state.d_stats
         import orbax.checkpoint as ocp
 
-        with ocp.StandardCheckpointer() as checkpointer:
-            # Host copies: the saved params restore on any devices, not only on this run's mesh.
-            checkpointer.save(tmp, jax.device_get(params), force=True)
+        try:
+            with ocp.StandardCheckpointer() as checkpointer:
+                # Host copies: the saved params restore on any devices, not only on this run's mesh.
+                checkpointer.save(tmp, jax.device_get(params), force=True)
+        except Exception as e:  # noqa: BLE001 - Orbax reports a full disk or a read-only folder in many forms
+            raise OSError(errno.EIO, runs.first_line(e), str(final)) from None
         if parallel.is_main_process():
             files.replace_dir(tmp, final)
         parallel.wait_for_all(name.replace("_", "-"))

@@ -59,7 +59,7 @@ def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices:
     unrolled = per_step and jax.default_backend() == "cpu"
     run_epoch = stacked.compile_epoch(stacked.stack(states), config.batch_size, per_step, unrolled)
     labels_N = jnp.asarray(train.labels_N.astype(np.int32)) if gan.num_classes else None
-    trainer = stacked.Stacked(states, run_epoch, jnp.asarray(train.flat_NxD), labels_N, len(train) // (config.batch_size * gan.d_steps))
+    trainer = stacked.Stacked(states, run_epoch, jnp.asarray(train.flat_NxD), labels_N, data.steps_per_epoch(len(train), config.batch_size, gan.d_steps))
     with runs.WorkdirLock(top):
         _prepare(config, info(config), members, infos)
         run = _Run(config, info(config), gan, image_shape, trainer, members, infos)

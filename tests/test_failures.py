@@ -330,3 +330,21 @@ def test_a_final_write_that_fails_names_the_file(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"error: {run / 'final.pt'} could not be written or read (" in err and "Traceback" not in err
     assert err.rstrip().endswith("then continue with --resume.") and not list(run.glob(".final*"))
+
+
+def test_a_failed_write_of_jaxgans_final_params_names_the_folder(tmp_path, capsys, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    real_save = ocp.StandardCheckpointer.save
+
+    def save(self, directory, *args, **kwargs):
+        if Path(directory).name == ".final_params.tmp":
+            raise ValueError("RESOURCE_EXHAUSTED: No space left on device")
+        return real_save(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.StandardCheckpointer, "save", save)
+    run = tmp_path / "run"
+    assert train("train_jax", run, 1) == 2
+    err = capsys.readouterr().err
+    assert f"error: {run.absolute() / 'final_params'} could not be written or read (ValueError: RESOURCE_EXHAUSTED" in err
+    assert "Traceback" not in err and err.rstrip().endswith("then continue with --resume.") and (run / "checkpoints" / "1").is_dir()

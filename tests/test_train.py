@@ -51,6 +51,8 @@ def test_the_compiled_init_and_sampling_equal_the_op_by_op_ones(config):
     gan = make_gan(config)
     compiled, eager = init_train_state(gan, 7), create_train_state(gan, jax.random.key(7))
     assert_trees_equal(compiled, eager)
+    # The seed is an argument of the program, as uint32: a seed above 2**31 keeps its key.
+    assert_trees_equal(init_train_state(gan, 2**32 - 1).g_params, create_train_state(gan, jax.random.key(2**32 - 1)).g_params)
     given = {"g_params": eager.g_params, "d_params": eager.d_params}
     assert_trees_equal(init_train_state(gan, 8, given=given).g_params, eager.g_params)
     z_BxZ = np.random.default_rng(0).standard_normal((80, gan.latent_dim)).astype(np.float32)

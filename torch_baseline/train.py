@@ -129,7 +129,7 @@ class TorchTrainer:
         self.G, self.D, self.g_optim, self.d_optim, self.device = G, D, g_optim, d_optim, device
         self.G.train(), self.D.train()
         self.image_shape, self.latent_dim, self.num_classes = train.image_shape, config.latent_dim, 0
-        self.steps_per_epoch = len(train) // config.batch_size
+        self.steps_per_epoch = data.steps_per_epoch(len(train), config.batch_size)
         self._step = 0
         self._shuffle = torch.Generator().manual_seed(config.seed)
         self._targets = {"real_target": config.real_target, "fake_target": config.fake_target, "g_loss": config.g_loss}
