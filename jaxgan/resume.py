@@ -2,7 +2,7 @@
 
 `restore_latest` takes the newest checkpoint that reads back intact (the one checkpoint
 fallback, also for readers such as scripts/sample.py); `resume_run` restores it into a
-`jaxgan.loop.Trainer` and keeps the metrics lines written up to it.
+`jaxgan.framework.Trainer` and keeps the metrics lines written up to it.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jaxgan import runs
 from jaxgan.config import Config, ConfigError
-
-if TYPE_CHECKING:
-    from jaxgan.loop import Checkpointer, Team, Trainer
+from jaxgan.framework import Checkpointer, Team, Trainer
 
 
 def restore_latest(checkpointer: Checkpointer, like: Any, *, set_aside: bool = True) -> tuple[Any, dict] | None:

@@ -30,9 +30,9 @@ from jaxgan import data, evaluate, files, loop, reporting, resume, runs, stacked
 from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, seeds_text
-from jaxgan.fit import JaxTrainer, run_record
 from jaxgan.gan import GAN
 from jaxgan.step import init_train_state
+from jaxgan.trainer import JaxTrainer, run_record
 
 
 def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices: int | None = None, per_step: bool | None = None,
