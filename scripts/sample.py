@@ -2,7 +2,6 @@
 (of a conditional run: one class a column), with G's EMA when the run keeps one (--ema-decay)."""
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -11,50 +10,10 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-import numpy as np
-
 from jaxgan import files, reporting
 from jaxgan.config import Config, UserError
 from jaxgan.runs import read_run_config
-
-
-def jax_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
-    import jax
-
-    from jaxgan.build import gan_of_run
-    from jaxgan.checkpoint import Checkpointer
-    from jaxgan.step import create_train_state, generate
-
-    gan = gan_of_run(saved, None if saved.get("dtype", "float32") == "float32" else saved["dtype"])
-    like = create_train_state(gan, jax.random.key(0, impl=saved.get("prng", "threefry2x32")))
-    with contextlib.closing(Checkpointer(workdir, read_only=True)) as checkpointer:
-        state, meta = _newest(checkpointer, like)
-    params = state.g_params if state.ema_params is None else state.ema_params
-    return np.asarray(generate(gan, params, z_NxZ)), meta["epoch"]
-
-
-def torch_samples(workdir: Path, saved: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
-    import torch
-
-    from torch_baseline.checkpoint import Checkpointer
-    from torch_baseline.model import Generator
-
-    config = Config.from_dict(saved)
-    ckpt, _ = _newest(Checkpointer(workdir, read_only=True), None)
-    G = Generator(config.latent_dim, config.g_features, int(np.prod(saved["image_shape"])))
-    G.load_state_dict(ckpt["generator"])
-    with torch.no_grad():
-        return G(torch.from_numpy(z_NxZ)).numpy(), ckpt["epoch"]
-
-
-def _newest(checkpointer, like):
-    """The newest intact checkpoint; a reader leaves corrupt ones where they are."""
-    from jaxgan.resume import restore_latest
-
-    restored = restore_latest(checkpointer, like, set_aside=False)
-    if restored is None:
-        raise UserError(f"{checkpointer.directory} holds no checkpoint yet; sample the run once it has saved one.")
-    return restored
+from sidebyside.samples import checkpoint_samples
 
 
 def main(argv=None) -> int:
@@ -76,8 +35,7 @@ def main(argv=None) -> int:
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
         saved = read_run_config(workdir / "config.json")  # a run's settings, checked
         z_NxZ = reporting.fixed_noise(args.n, Config.from_dict(saved).latent_dim, args.seed)
-        draw = jax_samples if saved["framework"] == "jax" else torch_samples
-        samples, epoch = draw(workdir, saved, z_NxZ)
+        samples, epoch = checkpoint_samples(workdir, saved, z_NxZ)
         # A conditional G draws the classes in turn: one class a column.
         with files.atomic_path(args.out) as tmp:
             reporting.save_grid(samples, tmp, tuple(saved["image_shape"]), saved.get("num_classes") or None)

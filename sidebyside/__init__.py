@@ -2,7 +2,7 @@
 
 - `sidebyside.lockstep`: both frameworks' step replayed in lock-step, and how close they must stay.
 - `sidebyside.compare`: both trainers from the same weights, one report (scripts/compare.py).
-- `sidebyside.samples`: the final samples of a finished run of either framework.
+- `sidebyside.samples`: samples of a run of either framework, from its final generator or its newest intact checkpoint.
 
 jaxgan never imports torch and torch_baseline never imports JAX; what needs both lives here.
 """

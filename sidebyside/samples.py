@@ -1,4 +1,5 @@
-"""Samples from the final generator of a finished run of either framework, as NumPy.
+"""Samples of a run of either framework, as NumPy: from its final generator (`final_samples`) or from
+its newest intact checkpoint (`checkpoint_samples`, scripts/sample.py's, also of a run still training).
 
 Both frameworks get the same noise, `jaxgan.reporting.fixed_noise(n, latent_dim, seed)`.
 Torch and JAX are imported only for a run of their own framework.
@@ -6,11 +7,12 @@ Torch and JAX are imported only for a run of their own framework.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import UserError
+from jaxgan.config import Config, UserError
 
 
 def jax_samples(workdir: Path, config: dict, n: int, seed: int, generator: str = "raw") -> np.ndarray:
@@ -45,3 +47,50 @@ def final_samples(workdir: Path, config: dict, n: int, seed: int, generator: str
             f"{Path(workdir) / final} cannot be read ({type(e).__name__}: {text}); finish the run with "
             f"scripts/train_{framework}.py --workdir {workdir} --resume --epochs {config.get('epochs')} and the flags it was started with."
         ) from None
+
+
+def checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
+    """G's samples at `z_NxZ` (its EMA's where a jaxgan run keeps one) from the newest checkpoint of `workdir`
+    that reads back intact, and that checkpoint's epoch; a reader leaves corrupt ones where they are.
+    `config` is the run's config.json. Raises UserError when no checkpoint is saved yet."""
+    draw = _jax_checkpoint_samples if config["framework"] == "jax" else _torch_checkpoint_samples
+    return draw(Path(workdir), config, z_NxZ)
+
+
+def _jax_checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
+    import jax
+
+    from jaxgan.build import gan_of_run
+    from jaxgan.checkpoint import Checkpointer
+    from jaxgan.step import create_train_state, generate
+
+    gan = gan_of_run(config, None if config.get("dtype", "float32") == "float32" else config["dtype"])
+    like = create_train_state(gan, jax.random.key(0, impl=config.get("prng", "threefry2x32")))
+    with contextlib.closing(Checkpointer(workdir, read_only=True)) as checkpointer:
+        state, meta = _newest(checkpointer, like)
+    params = state.g_params if state.ema_params is None else state.ema_params
+    return np.asarray(generate(gan, params, z_NxZ)), meta["epoch"]
+
+
+def _torch_checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
+    import torch
+
+    from torch_baseline.checkpoint import Checkpointer
+    from torch_baseline.model import Generator
+
+    settings = Config.from_dict(config)
+    ckpt, _ = _newest(Checkpointer(workdir, read_only=True), None)
+    G = Generator(settings.latent_dim, settings.g_features, int(np.prod(config["image_shape"])))
+    G.load_state_dict(ckpt["generator"])
+    with torch.no_grad():
+        return G(torch.from_numpy(z_NxZ)).numpy(), ckpt["epoch"]
+
+
+def _newest(checkpointer, like):
+    """The newest intact checkpoint, corrupt ones left where they are (set_aside=False: a reader changes nothing)."""
+    from jaxgan.resume import restore_latest
+
+    restored = restore_latest(checkpointer, like, set_aside=False)
+    if restored is None:
+        raise UserError(f"{checkpointer.directory} holds no checkpoint yet; sample the run once it has saved one.")
+    return restored

@@ -1,16 +1,17 @@
-"""scripts/ablate.py --seeds: every figure as mean ± sd over seeds, beside the real-data floor at the same N."""
+"""jaxgan.ablation (scripts/ablate.py) with --seeds: every figure as mean ± sd over seeds, beside the real-data floor at the same N."""
 
 import json
 
 import numpy as np
 import pytest
-from conftest import load_script
+
+from jaxgan.ablation import VARIANTS, ablate, variant_configs
+from jaxgan.config import Config, ConfigError
 
 
-def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path, capsys):
-    ablate = load_script("ablate")
-    flags = ["--epochs", "1", "--batch-size", "64", "--subset", "256", "--eval-n", "100", "--workdir", str(tmp_path)]
-    assert ablate.main(["--variants", "article", "--seeds", "2", "--seed", "3", *flags]) == 0
+def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path):
+    base = Config(epochs=1, batch_size=64, subset=256, eval_n=100, seed=3, sample_every=1, checkpoint_every=1)
+    assert ablate(variant_configs("article", base, 2, tmp_path), tmp_path) == tmp_path
     info = json.loads((tmp_path / "results.json").read_text())
     r = info["variants"]["article"]
     assert r["seeds"] == [3, 4] and [s["seed"] for s in r["per_seed"]] == [3, 4]
@@ -30,16 +31,14 @@ def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path, capsy
     assert "N = 100 samples" in table and "mean ± sd over 2 seeds" in table
     assert f"| floor | 100 MNIST training images | | | {floor['fid']:.1f} |" in table
     assert f"| {r['fid']:.1f} ± {r['sd']['fid']:.1f} |" in table
-    assert ablate.main(["--seeds", "0", *flags]) == 2
-    assert "--seeds must be at least 1, got 0." in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--seeds must be at least 1, got 0."):
+        variant_configs("article", base, 0, tmp_path)
 
 
 def test_every_variant_is_a_valid_config_of_its_own_gan():
     from jaxgan.build import make_gan
-    from jaxgan.config import Config
 
-    ablate = load_script("ablate")
-    for name, (changes, _) in ablate.VARIANTS.items():
+    for name, (changes, _) in VARIANTS.items():
         config = Config(**changes).validate()
         gan = make_gan(config)
         assert (gan.ema_decay, gan.r1_weight, gan.r1_every, gan.g_tx_lr) == (

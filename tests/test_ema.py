@@ -16,6 +16,7 @@ from jaxgan import build, checkpoint, evaluate, fit, runs, step
 from jaxgan.config import Config, ConfigError
 from jaxgan.models import Discriminator, Generator
 from jaxgan.reporting import fixed_noise, read_metrics
+from sidebyside.samples import checkpoint_samples
 
 SMALL = Config(epochs=3, batch_size=50, subset=200, g_features=(32, 64), d_features=(32,), checkpoint_every=1, keep_checkpoints=5)
 EMA = dict(ema_decay=0.9, ema_start=4)  # 4 steps an epoch: a copy of G through epoch 1, an average after
@@ -124,11 +125,10 @@ def test_evaluations_and_scripts_use_the_ema_and_say_so(ema_run, tmp_path, capsy
     assert load_script("evaluate").main(["--workdir", str(ema_run), "--n", str(N), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["generator"] == "ema" and "generator: ema (the EMA of G)" in capsys.readouterr().out
 
-    sample = load_script("sample")
-    assert sample.main(["--workdir", str(ema_run), "--n", "8", "--out", str(tmp_path / "grid.png")]) == 0
+    assert load_script("sample").main(["--workdir", str(ema_run), "--n", "8", "--out", str(tmp_path / "grid.png")]) == 0
     assert "from the EMA of G" in capsys.readouterr().out
     saved = json.loads((ema_run / "config.json").read_text())
-    drawn, epoch = sample.jax_samples(ema_run, saved, fixed_noise(8, saved["latent_dim"], 0))
+    drawn, epoch = checkpoint_samples(ema_run, saved, fixed_noise(8, saved["latent_dim"], 0))
     np.testing.assert_array_equal(drawn, np.asarray(step.generate(gan, final["g_ema_params"], fixed_noise(8, saved["latent_dim"], 0))))
     assert epoch == 3
 

@@ -9,6 +9,7 @@ import tomllib
 import pytest
 from conftest import ROOT, load_script
 
+from jaxgan.ablation import VARIANTS
 from jaxgan.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
 
 
@@ -136,9 +137,8 @@ def test_config_json_records_the_recipe_and_every_value(tmp_path):
 
 
 def test_ablate_trains_the_recipes_as_the_files_define_them_with_its_own_budget():
-    variants = load_script("ablate").VARIANTS
     for variant, name in (("dcgan-conditional-ema", "conditional"), ("dcgan-ema-lazy-r1", "unconditional")):
-        changes = variants[variant][0]
+        changes = VARIANTS[variant][0]
         table = tomllib.loads((RECIPES / f"{name}.toml").read_text())
         assert changes == {k: v for k, v in table.items() if k not in ("epochs", "batch_size")} | {"recipe": name}
 
