@@ -113,8 +113,13 @@ def _variant(name: str, config: Config, reference) -> dict:
 
     seeds = list(config.member_seeds or (config.seed,))
     record = {
-        "what": VARIANTS[name][1], "changes": VARIANTS[name][0], "epochs": config.epochs, "batch_size": config.batch_size,
-        "subset": config.subset, "seed": config.seed, "seeds": seeds,
+        "what": VARIANTS[name][1],
+        "changes": VARIANTS[name][0],
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "subset": config.subset,
+        "seed": config.seed,
+        "seeds": seeds,
     }
     per_seed, diverged, start = [], {}, time.perf_counter()
     try:
@@ -144,8 +149,12 @@ def _variant(name: str, config: Config, reference) -> dict:
     mean = lambda k: None if per_seed[0][k] is None else float(np.mean([r[k] for r in per_seed]))
     sd = lambda k: None if per_seed[0][k] is None else float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0
     return {
-        **record, "steps": per_seed[0]["steps"], "train_seconds": round(mean("train_seconds"), 1),
-        **{k: mean(k) for k in COLUMNS}, "sd": {k: sd(k) for k in COLUMNS}, "per_seed": per_seed,
+        **record,
+        "steps": per_seed[0]["steps"],
+        "train_seconds": round(mean("train_seconds"), 1),
+        **{k: mean(k) for k in COLUMNS},
+        "sd": {k: sd(k) for k in COLUMNS},
+        "per_seed": per_seed,
     }
 
 
@@ -154,7 +163,9 @@ def _write(workdir: Path, eval_n: int, floor: dict, results: dict) -> None:
     import jax
 
     info = {
-        "device": str(jax.devices()[0]), "eval_n": eval_n, "floor": floor,
+        "device": str(jax.devices()[0]),
+        "eval_n": eval_n,
+        "floor": floor,
         "variants": dict(sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0]))),
     }
     (workdir / "results.json").write_text(json.dumps(info, indent=2))

@@ -15,8 +15,13 @@ from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator
 
 
 def make_gan(
-    config: Config, data_dim: int = 784, dtype: jnp.dtype | None = None, precision=None,
-    image_shape: tuple[int, ...] = (28, 28), num_classes: int = 10, dense: str = "xla",
+    config: Config,
+    data_dim: int = 784,
+    dtype: jnp.dtype | None = None,
+    precision=None,
+    image_shape: tuple[int, ...] = (28, 28),
+    num_classes: int = 10,
+    dense: str = "xla",
 ) -> GAN:
     """The GAN a `jaxgan.config.Config` describes (the article's by default).
 
@@ -64,8 +69,7 @@ def gan_of_run(run: dict, dtype: jnp.dtype | None = None) -> GAN:
     """The GAN a finished run's config.json describes (for sampling and evaluation)."""
     if run.get("model"):
         raise ConfigError(
-            "this run was trained with a custom GAN (fit(gan=...)); rebuild that GAN and load its "
-            "weights with jaxgan.fit.load_final_params(workdir)."
+            "this run was trained with a custom GAN (fit(gan=...)); rebuild that GAN and load its weights with jaxgan.fit.load_final_params(workdir)."
         )
     image_shape = tuple(run.get("image_shape", (28, 28)))
     data_dim = int(np.prod(image_shape))

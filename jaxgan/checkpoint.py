@@ -92,9 +92,7 @@ class Checkpointer:
     def __init__(self, workdir: Path | str, keep: int = 3, *, read_only: bool = False):
         self.directory = (Path(workdir) / "checkpoints").absolute()
         route_logs(None if read_only else self.directory.parent / LOG_NAME)  # a reader writes nothing in the workdir
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=not read_only, create=not read_only, read_only=read_only
-        )
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=not read_only, create=not read_only, read_only=read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def epochs(self) -> list[int]:
@@ -106,9 +104,7 @@ class Checkpointer:
         """Returns after the device-to-host copy and the digest; the write goes on until `wait`."""
         arrays = jax.device_get(_arrays(state))
         meta = {"epoch": epoch, "step": int(arrays["step"]), "config": config, "sha256": digest(arrays)}
-        self._manager.save(
-            epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True
-        )
+        self._manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True)
 
     def wait(self) -> None:
         """Blocks until the last save is complete on disk; raises its error (once) when it failed."""
@@ -118,9 +114,7 @@ class Checkpointer:
         """Checkpoint `epoch` as a state shaped like `like`, and its meta; raises when it is not intact."""
         target = _arrays(like)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self._manager.restore(
-            epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-        )
+        restored = self._manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         arrays = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored.state))
         if digest(arrays) != restored.meta["sha256"]:
             raise ValueError("its arrays do not match the digest saved with them")
@@ -150,4 +144,3 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
-

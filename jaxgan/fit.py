@@ -93,8 +93,7 @@ def fit(
     team = loop.Team(parallel.is_main_process(), parallel.share_refusal, parallel.wait_for_all)
     if gan.ema_decay and team.is_main:
         print(f"sample grids and evaluations use G's EMA (decay {gan.ema_decay}, a copy of G before step {gan.ema_start})")
-    return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now,
-                    report=lambda: {"compilations": split.summary()})
+    return loop.run(config, run_info, trainer, title="jaxgan", team=team, evaluate=evaluate_now, report=lambda: {"compilations": split.summary()})
 
 
 def _check_gan(gan: GAN, image_shape: tuple[int, ...], num_classes: int, key: jax.Array) -> None:
@@ -123,4 +122,3 @@ def load_final_params(workdir: Path | str, name: str = "final_params") -> dict:
 
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore((Path(workdir) / name).absolute())
-

@@ -93,7 +93,7 @@ def window_test(ref_RxExF: np.ndarray, cand_CxExF: np.ndarray, first: int, last:
 
     if not 1 <= first <= last <= ref_RxExF.shape[1]:
         raise UserError(f"the test epochs must lie within the {ref_RxExF.shape[1]} epochs compared, first <= last; got {first}-{last}.")
-    ref_RxF, cand_CxF = ref_RxExF[:, first - 1:last].mean(axis=1), cand_CxExF[:, first - 1:last].mean(axis=1)
+    ref_RxF, cand_CxF = ref_RxExF[:, first - 1 : last].mean(axis=1), cand_CxExF[:, first - 1 : last].mean(axis=1)
     out = {"epochs": [first, last], "differ": []}
     for f, name in enumerate(FIGURES):
         p = float(mannwhitneyu(cand_CxF[:, f], ref_RxF[:, f], alternative="two-sided").pvalue)
@@ -108,7 +108,7 @@ def window_means(values_RxExF: np.ndarray, width: int) -> list[dict]:
     over runs of the runs' window means."""
     out = []
     for start in range(0, values_RxExF.shape[1], width):
-        per_run_RxF = values_RxExF[:, start:start + width].mean(axis=1)
+        per_run_RxF = values_RxExF[:, start : start + width].mean(axis=1)
         row = {"epochs": f"{start + 1}-{min(start + width, values_RxExF.shape[1])}"}
         for f, name in enumerate(FIGURES):
             row[name] = {"mean": float(per_run_RxF[:, f].mean()), "sd": float(per_run_RxF[:, f].std(ddof=1)) if len(per_run_RxF) > 1 else 0.0}
@@ -117,8 +117,14 @@ def window_means(values_RxExF: np.ndarray, width: int) -> list[dict]:
 
 
 def compare(
-    reference: dict[str, list[dict]], candidate: dict[str, list[dict]], epochs: int,
-    *, names: tuple[str, str] = ("reference", "candidate"), alpha: float = 0.05, window: int = 5, first_epoch: int = 1,
+    reference: dict[str, list[dict]],
+    candidate: dict[str, list[dict]],
+    epochs: int,
+    *,
+    names: tuple[str, str] = ("reference", "candidate"),
+    alpha: float = 0.05,
+    window: int = 5,
+    first_epoch: int = 1,
     test_epochs: tuple[int, int] | None = None,
 ) -> dict:
     """The whole check as a JSON-able dict: shares per run, the rank test, window means, the
@@ -129,10 +135,16 @@ def compare(
     ref_shares, cand_shares = shares_outside(ref, cand, first_epoch)
     u, p = rank_test(ref_shares, cand_shares)
     return {
-        "names": list(names), "epochs": epochs, "first_epoch": first_epoch, "figures": list(FIGURES), "alpha": alpha,
+        "names": list(names),
+        "epochs": epochs,
+        "first_epoch": first_epoch,
+        "figures": list(FIGURES),
+        "alpha": alpha,
         "shares": {names[0]: dict(zip(reference, ref_shares.tolist())), names[1]: dict(zip(candidate, cand_shares.tolist()))},
         "median_share": {names[0]: float(np.median(ref_shares)), names[1]: float(np.median(cand_shares))},
-        "mann_whitney_u": u, "p_value": p, "same_distribution": p >= alpha,
+        "mann_whitney_u": u,
+        "p_value": p,
+        "same_distribution": p >= alpha,
         "windows": {names[0]: window_means(ref, window), names[1]: window_means(cand, window)},
         "window_test": None if test_epochs is None else window_test(ref, cand, *test_epochs, alpha=alpha),
     }
@@ -168,8 +180,14 @@ def verdict(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(reference: dict[str, list[dict]], candidate: dict[str, list[dict]], epochs: int, path: Path | str,
-         names: tuple[str, str] = ("reference", "candidate"), test_epochs: tuple[int, int] | None = None) -> None:
+def plot(
+    reference: dict[str, list[dict]],
+    candidate: dict[str, list[dict]],
+    epochs: int,
+    path: Path | str,
+    names: tuple[str, str] = ("reference", "candidate"),
+    test_epochs: tuple[int, int] | None = None,
+) -> None:
     """A PNG of the four figures per epoch: each run a thin line, each group's median a thick one,
     the test epochs shaded."""
     import matplotlib

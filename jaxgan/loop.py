@@ -74,9 +74,12 @@ def run(
         timing["total_s"] = time.perf_counter() - started
         if team.is_main:
             summary = {
-                "epoch": config.epochs, "step": trainer.step(), **runs.best_evaluation(records),
+                "epoch": config.epochs,
+                "step": trainer.step(),
+                **runs.best_evaluation(records),
                 "seconds": {k: round(v, 3) for k, v in timing.items()},
-                "blocking_writes": {kind: _seconds_each(s) for kind, s in blocked.items()}, **(report() if report else {}),
+                "blocking_writes": {kind: _seconds_each(s) for kind, s in blocked.items()},
+                **(report() if report else {}),
             }
             files.write_text(workdir / "summary.json", json.dumps(summary, indent=2))
     return workdir
@@ -235,8 +238,11 @@ def _finish(config: Config, trainer: Trainer, workdir: Path, records: list[dict]
             writer.submit(_atomic, workdir / "progress.gif", lambda tmp: summaries.save_progress_gif(workdir / "samples", tmp, config.epochs))
             row_labels = lambda n: reporting.classes_in_turn(trainer.num_classes, n, every=INTERPOLATION_STEPS) if trainer.num_classes else None
             draw = lambda z: trainer.sample(z, row_labels(len(z)))
-            writer.submit(_atomic, workdir / "interpolation.png", lambda tmp: summaries.save_interpolation(
-                draw, tmp, trainer.image_shape, trainer.latent_dim, config.seed, steps=INTERPOLATION_STEPS))
+            writer.submit(
+                _atomic,
+                workdir / "interpolation.png",
+                lambda tmp: summaries.save_interpolation(draw, tmp, trainer.image_shape, trainer.latent_dim, config.seed, steps=INTERPOLATION_STEPS),
+            )
         trainer.save_final(workdir)
         writer.drain()
 

@@ -36,9 +36,7 @@ def bce(logits_B: jax.Array, target: float) -> jax.Array:
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits_B, jnp.full_like(logits_B, target)))
 
 
-def d_bce(
-    real_logits_B: jax.Array, fake_logits_B: jax.Array, real_target: float = 1.0, fake_target: float = 0.0
-) -> jax.Array:
+def d_bce(real_logits_B: jax.Array, fake_logits_B: jax.Array, real_target: float = 1.0, fake_target: float = 0.0) -> jax.Array:
     """BCE(D(x), real) + BCE(D(G(z)), fake), each a batch mean, as the article sums them."""
     return bce(real_logits_B, real_target) + bce(fake_logits_B, fake_target)
 
@@ -83,9 +81,7 @@ def g_wasserstein(fake_logits_B: jax.Array) -> jax.Array:
     return -jnp.mean(fake_logits_B)
 
 
-def gradient_penalty(
-    critic: Callable[[jax.Array], jax.Array], x_real_BxD: jax.Array, x_fake_BxD: jax.Array, key: jax.Array
-) -> jax.Array:
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], x_real_BxD: jax.Array, x_fake_BxD: jax.Array, key: jax.Array) -> jax.Array:
     """WGAN-GP's penalty, not yet multiplied by its weight lambda.
 
     Args:

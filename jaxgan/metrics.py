@@ -122,10 +122,7 @@ def kid(x_NxF: np.ndarray, y_MxF: np.ndarray, n_subsets: int = 100, subset_size:
     """
     n, m = len(x_NxF), len(y_MxF)
     if not 2 <= subset_size <= min(n, m) or n_subsets < 1:
-        raise ValueError(
-            f"KID needs 2 <= subset_size <= {min(n, m)} (the smaller set) and n_subsets >= 1, "
-            f"got {subset_size} and {n_subsets}."
-        )
+        raise ValueError(f"KID needs 2 <= subset_size <= {min(n, m)} (the smaller set) and n_subsets >= 1, got {subset_size} and {n_subsets}.")
     rng = np.random.default_rng(seed)
     # Drawn on the host in the order of the original NumPy loop, so the subsets are the same.
     pairs = [(rng.choice(n, subset_size, replace=False), rng.choice(m, subset_size, replace=False)) for _ in range(n_subsets)]

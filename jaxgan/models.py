@@ -225,7 +225,11 @@ class ConvTranspose2x(nn.Module):
         def phase(a: int, b: int) -> jax.Array:
             kernel_2x2xIxO = kernel_4x4xIxO[a::2, b::2]
             return jax.lax.conv_general_dilated(
-                x_BxHxWxI, kernel_2x2xIxO, (1, 1), (pads[a], pads[b]), precision=self.precision,
+                x_BxHxWxI,
+                kernel_2x2xIxO,
+                (1, 1),
+                (pads[a], pads[b]),
+                precision=self.precision,
                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
             )
 

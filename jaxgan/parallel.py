@@ -62,15 +62,12 @@ def data_mesh(batch_size: int, num_devices: int | None = None) -> Mesh:
         )
     elif not 1 <= num_devices <= available:
         raise ConfigError(
-            f"--devices {num_devices} does not fit this machine, which has {available} {jax.default_backend()} device(s); "
-            f"choose from 1 to {available}."
+            f"--devices {num_devices} does not fit this machine, which has {available} {jax.default_backend()} device(s); choose from 1 to {available}."
         )
     if batch_size % num_devices:
         lower = batch_size // num_devices * num_devices
         choices = " or ".join(str(b) for b in (lower, lower + num_devices) if b > 0)
-        raise ConfigError(
-            f"--batch-size {batch_size} does not split evenly over {num_devices} devices; choose a multiple of {num_devices} such as {choices}."
-        )
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {num_devices} devices; choose a multiple of {num_devices} such as {choices}.")
     return jax.make_mesh((num_devices,), (DATA,), axis_types=(AxisType.Auto,), devices=jax.devices()[:num_devices])
 
 

@@ -49,9 +49,7 @@ def tile(images_NxHxW: np.ndarray, ncols: int | None = None, pad: int = 2) -> np
     return canvas
 
 
-def save_grid(
-    samples_NxD: np.ndarray, path: Path, image_shape: tuple[int, ...] = (28, 28), ncols: int | None = None, scale: int = 2
-) -> None:
+def save_grid(samples_NxD: np.ndarray, path: Path, image_shape: tuple[int, ...] = (28, 28), ncols: int | None = None, scale: int = 2) -> None:
     """Saves generator outputs in [-1, 1] as one PNG grid, each pixel `scale` x `scale`.
 
     `image_shape` (H, W) or (H, W, 1) gives a grey-scale grid, (H, W, 3) a colour one.

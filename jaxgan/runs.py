@@ -63,10 +63,7 @@ def prepare_workdir(config: Config, run_info: dict) -> Path:
             raise ConfigError(f"workdir {workdir} holds no run to resume (no config.json); start it without --resume.")
         check_same_run(read_run_config(saved_path), run_info)
     elif (workdir / "metrics.jsonl").exists() and not config.overwrite:
-        raise ConfigError(
-            f"workdir {workdir} already holds a run (metrics.jsonl); continue it with --resume, "
-            "choose another --workdir or pass --overwrite."
-        )
+        raise ConfigError(f"workdir {workdir} already holds a run (metrics.jsonl); continue it with --resume, choose another --workdir or pass --overwrite.")
     if not config.resume:
         files.remove(workdir / "checkpoints")
     for folder in (workdir, workdir / "samples"):  # what writes cut short by a kill left (this process holds the lock)
@@ -133,7 +130,15 @@ def start_afresh(workdir: Path, run_info: dict) -> None:
 # What a new run in the same workdir replaces (--overwrite). The checkpoints folder stays: its
 # framework's checkpointer holds it (and removes what it holds on a new run's first save).
 OVERWRITTEN = (
-    "final_params", "best_params", "final.pt", "samples", "progress.gif", "interpolation.png", "losses.png", "eval_samples.png", "summary.json",
+    "final_params",
+    "best_params",
+    "final.pt",
+    "samples",
+    "progress.gif",
+    "interpolation.png",
+    "losses.png",
+    "eval_samples.png",
+    "summary.json",
 )
 
 
@@ -151,8 +156,7 @@ def check_same_run(saved: dict, current: dict) -> None:
             was, now = (normalise(run.get(field, RUN_DEFAULTS.get(field))) for run in (saved, current))
             if was != now and field == "framework":
                 raise ConfigError(
-                    f"cannot resume: the run in this workdir was trained by {was}, not {now}; "
-                    f"continue it with scripts/train_{was}.py or use another --workdir."
+                    f"cannot resume: the run in this workdir was trained by {was}, not {now}; continue it with scripts/train_{was}.py or use another --workdir."
                 )
             if was != now and field == "model":
                 raise ConfigError(
@@ -162,10 +166,7 @@ def check_same_run(saved: dict, current: dict) -> None:
             if was != now:
                 flag = RUN_SETTINGS[field].label if field in RUN_SETTINGS else field
                 has = f"has {field}={was!r}" if field in saved else f"has no {field} in its config.json (read as {was!r})"
-                raise ConfigError(
-                    f"cannot resume: the run in this workdir {has}, this command has {now!r}; "
-                    f"use the same {flag} or another --workdir."
-                )
+                raise ConfigError(f"cannot resume: the run in this workdir {has}, this command has {now!r}; use the same {flag} or another --workdir.")
 
 
 def epoch_record(epoch: int, step: int, means: dict[str, float], seconds: float, n_steps: int) -> dict:
@@ -189,8 +190,11 @@ def is_best(record: dict, earlier: list[dict]) -> bool:
 def progress(record: dict) -> dict[str, str]:
     """The progress bar's postfix for an epoch's record."""
     return {
-        "d_loss": f"{record['d_loss']:.3f}", "g_loss": f"{record['g_loss']:.3f}",
-        "d_real": f"{record['d_real']:.3f}", "d_fake": f"{record['d_fake']:.3f}", "steps_s": f"{record['steps_per_s']:.0f}",
+        "d_loss": f"{record['d_loss']:.3f}",
+        "g_loss": f"{record['g_loss']:.3f}",
+        "d_real": f"{record['d_real']:.3f}",
+        "d_fake": f"{record['d_fake']:.3f}",
+        "steps_s": f"{record['steps_per_s']:.0f}",
     }
 
 
@@ -265,8 +269,10 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
         return stops.EXIT_CODES[e.signum]
     except OSError as e:  # a file of the run could not be written or read
         then = "continue with --resume" if stops.run_exists() else "run the same command again"
-        print(f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); "
-              f"free some space or fix the folder, then {then}.", file=sys.stderr)
+        print(
+            f"error: {e.filename or 'a file'} could not be written or read ({e.strerror or e}); free some space or fix the folder, then {then}.",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # in-process, before the loop took over Ctrl-C (the scripts exit in jaxgan.stops)
         print(stops.line(signal.SIGINT), file=sys.stderr)
@@ -304,8 +310,7 @@ class WorkdirLock:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise ConfigError(
-                f"workdir {self.path.parent} is in use by another run (process {holder}); "
-                "wait for it to finish, stop it, or choose another --workdir."
+                f"workdir {self.path.parent} is in use by another run (process {holder}); wait for it to finish, stop it, or choose another --workdir."
             ) from None
         self._fd = fd
 

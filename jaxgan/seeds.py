@@ -35,8 +35,7 @@ from jaxgan.step import init_train_state
 from jaxgan.trainer import JaxTrainer, run_record
 
 
-def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices: int | None = None, per_step: bool | None = None,
-        dense: str = "xla") -> Path:
+def fit(config: Config, *, dtype=None, prng_impl: str = "threefry2x32", devices: int | None = None, per_step: bool | None = None, dense: str = "xla") -> Path:
     """Trains (or resumes) the seeds of `config.seeds` as one program; returns the workdir. As
     `jaxgan.fit.fit`; raises runs.Diverged only when every member diverged."""
     if jax.process_count() > 1 or (devices or 1) > 1:
@@ -76,9 +75,7 @@ def _prepare(config: Config, top_info: dict, members: dict[int, Config], infos: 
     top = Path(config.workdir)
     held = [p for p in (top / "config.json", *(Path(c.workdir) / "metrics.jsonl" for c in members.values())) if p.exists()]
     if held and not (config.resume or config.overwrite):
-        raise ConfigError(
-            f"workdir {top} already holds a run ({held[0]}); continue it with --resume, choose another --workdir or pass --overwrite."
-        )
+        raise ConfigError(f"workdir {top} already holds a run ({held[0]}); continue it with --resume, choose another --workdir or pass --overwrite.")
     runs.prepare_workdir(config, top_info)  # with --resume, refuses a run of other settings or other seeds
     if not config.resume:
         for s, c in members.items():
@@ -91,8 +88,16 @@ def _prepare(config: Config, top_info: dict, members: dict[int, Config], infos: 
 class _Run:
     """The life of the members' run: `jaxgan.loop`'s, once for all of them, each member writing its own folder."""
 
-    def __init__(self, config: Config, top_info: dict, gan: GAN, image_shape: tuple[int, ...], trainer: stacked.Stacked,
-                 members: dict[int, Config], infos: dict[int, dict]):
+    def __init__(
+        self,
+        config: Config,
+        top_info: dict,
+        gan: GAN,
+        image_shape: tuple[int, ...],
+        trainer: stacked.Stacked,
+        members: dict[int, Config],
+        infos: dict[int, dict],
+    ):
         self.config, self.top_info, self.gan, self.image_shape, self.trainer = config, top_info, gan, image_shape, trainer
         self.members, self.infos, self.seeds = members, infos, list(members)
         self.records: dict[int, list[dict]] = {s: [] for s in self.seeds}
@@ -218,13 +223,21 @@ class _Run:
             summary |= {"diverged_in_epoch": self.stopped[s]} if s in self.stopped else {}
             files.write_text(self.folder(s) / "summary.json", json.dumps(summary, indent=2))
             evaluated = [r for r in records if "fid" in r]
-            members.append({"seed": s, "epoch": summary["epoch"], "step": summary["step"], **{key: last.get(key) for key in reporting.METRIC_KEYS},
-                            "fid": evaluated[-1]["fid"] if evaluated else None, **runs.best_evaluation(records),
-                            "diverged_in_epoch": self.stopped.get(s), "folder": self.folder(s).name})
+            members.append(
+                {
+                    "seed": s,
+                    "epoch": summary["epoch"],
+                    "step": summary["step"],
+                    **{key: last.get(key) for key in reporting.METRIC_KEYS},
+                    "fid": evaluated[-1]["fid"] if evaluated else None,
+                    **runs.best_evaluation(records),
+                    "diverged_in_epoch": self.stopped.get(s),
+                    "folder": self.folder(s).name,
+                }
+            )
         top = Path(self.config.workdir)
         timing = {k: round(v, 3) for k, v in self.timing.items()}
-        table = {"epoch": self.config.epochs, "seeds": self.seeds, "steps_per_epoch": self.trainer.steps_per_epoch, "seconds": timing,
-                 "members": members}
+        table = {"epoch": self.config.epochs, "seeds": self.seeds, "steps_per_epoch": self.trainer.steps_per_epoch, "seconds": timing, "members": members}
         files.write_text(top / "seeds.md", markdown(table))
         files.write_text(top / "seeds.json", json.dumps(table, indent=2))
         if self.stopped:

@@ -98,10 +98,7 @@ def declare(default: Any, flag: str | None, help: str = "", **kwargs) -> Any:
 
 def of_fields(cls) -> tuple[Setting, ...]:
     """The Settings `declare` attached to a dataclass's fields; argparse's type comes from the annotation."""
-    return tuple(
-        Setting(name=f.name, type=_TYPES.get(f.type.removesuffix(" | None")), **f.metadata["setting"])
-        for f in dataclasses.fields(cls)
-    )
+    return tuple(Setting(name=f.name, type=_TYPES.get(f.type.removesuffix(" | None")), **f.metadata["setting"]) for f in dataclasses.fields(cls))
 
 
 _KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
@@ -158,9 +155,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help).\n")
 
 
-def build_parser(
-    settings: tuple[Setting, ...], trainer: str, description: str, defaults: dict, read_recipe: Callable[[str], dict]
-) -> argparse.ArgumentParser:
+def build_parser(settings: tuple[Setting, ...], trainer: str, description: str, defaults: dict, read_recipe: Callable[[str], dict]) -> argparse.ArgumentParser:
     """`trainer`'s flags, in declaration order and sections; the other trainers' flags are parsed but hidden,
     so that they can be refused in one sentence. `defaults` replaces declared defaults (the workdir);
     `read_recipe(--recipe's value)` gives the values a recipe sets."""

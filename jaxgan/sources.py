@@ -85,10 +85,7 @@ def load_idx_dir(data_dir: Path | str) -> dict[str, Images]:
         images = read_idx(_find_idx(data_dir, img_stem))
         labels = read_idx(_find_idx(data_dir, lbl_stem)).astype(np.int64)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DataError(
-                f"{data_dir}: {split} images {images.shape} and labels {labels.shape} do not match; "
-                "expected [N, H, W] images and N labels."
-            )
+            raise DataError(f"{data_dir}: {split} images {images.shape} and labels {labels.shape} do not match; expected [N, H, W] images and N labels.")
         out[split] = Images(images, labels)
     return out
 

@@ -64,8 +64,12 @@ def _labels(gan: GAN, labels_B: jax.Array | None) -> dict:
 
 
 def create_train_state(
-    gan: GAN, key: jax.Array, g_params: Params | None = None, d_params: Params | None = None,
-    g_ema_params: Params | None = None, d_stats: Params | None = None,
+    gan: GAN,
+    key: jax.Array,
+    g_params: Params | None = None,
+    d_params: Params | None = None,
+    g_ema_params: Params | None = None,
+    d_stats: Params | None = None,
 ) -> TrainState:
     """A fresh state; the params given replace the drawn ones (e.g. weights converted from torch, or
     what `jaxgan.fit.load_final_params` returns: G's EMA and D's spectral-norm stats included)."""
@@ -124,8 +128,13 @@ generate_jit = jax.jit(generate, static_argnums=0)
 
 
 def discriminate(
-    gan: GAN, d_params: Params, x_BxD: jax.Array, dropout_key: jax.Array | None, labels_B: jax.Array | None = None,
-    d_stats: Params = None, update_stats: bool = False,
+    gan: GAN,
+    d_params: Params,
+    x_BxD: jax.Array,
+    dropout_key: jax.Array | None,
+    labels_B: jax.Array | None = None,
+    d_stats: Params = None,
+    update_stats: bool = False,
 ):
     """D's logits; dropout is active when a key is given, off when it is None. `d_stats`: D's
     "batch_stats", read as they are; with `update_stats`, (logits, the stats this pass advanced)."""

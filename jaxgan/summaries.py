@@ -121,8 +121,13 @@ def interpolation_noise(rows: int, steps: int, latent_dim: int, seed: int) -> np
 
 
 def save_interpolation(
-    generate: Callable[[np.ndarray], np.ndarray], path: Path, image_shape: tuple[int, ...], latent_dim: int, seed: int,
-    rows: int = 8, steps: int = 10,
+    generate: Callable[[np.ndarray], np.ndarray],
+    path: Path,
+    image_shape: tuple[int, ...],
+    latent_dim: int,
+    seed: int,
+    rows: int = 8,
+    steps: int = 10,
 ) -> np.ndarray:
     """Draws the interpolation strip with `generate` (noise [N, Z] -> images [N, D] in [-1, 1]); returns the samples."""
     samples = np.asarray(generate(interpolation_noise(rows, steps, latent_dim, seed)))

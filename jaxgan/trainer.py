@@ -28,14 +28,15 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def run_record(
-    config: Config, gan: GAN, image_shape: tuple[int, ...], *, dtype, prng_impl: str, dense: str, devices: int, custom: bool = False
-) -> dict:
+def run_record(config: Config, gan: GAN, image_shape: tuple[int, ...], *, dtype, prng_impl: str, dense: str, devices: int, custom: bool = False) -> dict:
     """config.json of a jaxgan run: the settings, and what the GAN and the data made of them."""
     return {
         **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
         "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
-        "image_shape": list(image_shape), "num_classes": gan.num_classes, "devices": devices, "processes": jax.process_count(),
+        "image_shape": list(image_shape),
+        "num_classes": gan.num_classes,
+        "devices": devices,
+        "processes": jax.process_count(),
         # A custom GAN is described by what it is, not by the config's research fields.
         "model": gan.describe() if custom else None,
     }
@@ -45,7 +46,14 @@ class JaxTrainer:
     """jaxgan's side of `jaxgan.loop`: a `TrainState` on the mesh and its compiled epoch."""
 
     def __init__(
-        self, gan: GAN, state: TrainState, run_epoch, images_NxD, labels_N, image_shape: tuple[int, ...], steps_per_epoch: int,
+        self,
+        gan: GAN,
+        state: TrainState,
+        run_epoch,
+        images_NxD,
+        labels_N,
+        image_shape: tuple[int, ...],
+        steps_per_epoch: int,
         split: compiles.Split | None = None,
     ):
         self.gan, self.state, self._run_epoch, self._split = gan, state, run_epoch, split or compiles.Split()

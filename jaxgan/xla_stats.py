@@ -15,10 +15,22 @@ import functools
 import re
 
 # Operations that launch no work of their own (control flow is counted through its bodies).
-_FREE = frozenset({
-    "parameter", "constant", "get-tuple-element", "tuple", "bitcast", "after-all", "opt-barrier",
-    "partition-id", "replica-id", "while", "conditional", "call",
-})
+_FREE = frozenset(
+    {
+        "parameter",
+        "constant",
+        "get-tuple-element",
+        "tuple",
+        "bitcast",
+        "after-all",
+        "opt-barrier",
+        "partition-id",
+        "replica-id",
+        "while",
+        "conditional",
+        "call",
+    }
+)
 _COMPUTATION = re.compile(r"^(ENTRY )?%([\w.\-]+) .*\{$")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%[\w.\-]+ = (.*)$")
 _TRIP = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
@@ -42,7 +54,7 @@ def _opcode(rest: str) -> str:
         for i, ch in enumerate(rest):
             depth += {"(": 1, ")": -1}.get(ch, 0)
             if depth == 0:
-                rest = rest[i + 1:]
+                rest = rest[i + 1 :]
                 break
     else:
         rest = rest.split(" ", 1)[1]
@@ -72,8 +84,9 @@ def _callees(opcode: str, line: str) -> list[str]:
     if opcode == "while":
         return re.findall(r"(?:condition|body)=%([\w.\-]+)", line)
     if opcode == "conditional":
-        return re.findall(r"%([\w.\-]+)", line.split("branch_computations=", 1)[-1].split("}", 1)[0]) + \
-            re.findall(r"(?:true|false)_computation=%([\w.\-]+)", line)
+        return re.findall(r"%([\w.\-]+)", line.split("branch_computations=", 1)[-1].split("}", 1)[0]) + re.findall(
+            r"(?:true|false)_computation=%([\w.\-]+)", line
+        )
     if opcode == "call":
         return re.findall(r"to_apply=%([\w.\-]+)", line)
     return []

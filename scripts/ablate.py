@@ -41,8 +41,14 @@ def main(argv=None) -> int:
 
     def run():
         base = Config(
-            epochs=args.epochs, batch_size=args.batch_size, subset=args.subset, seed=args.seed, eval_n=args.eval_n,
-            sample_every=args.epochs, checkpoint_every=args.epochs, overwrite=args.overwrite,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            subset=args.subset,
+            seed=args.seed,
+            eval_n=args.eval_n,
+            sample_every=args.epochs,
+            checkpoint_every=args.epochs,
+            overwrite=args.overwrite,
         )
         return ablate(variant_configs(args.variants, base, args.seeds, Path(args.workdir)), Path(args.workdir))
 

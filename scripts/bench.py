@@ -77,28 +77,52 @@ def parse_args(argv):
     p.add_argument("--images", type=positive_int, default=60_000, help="training images used (an epoch is images // batch-size steps)")
     p.add_argument("--steps", type=positive_int, default=500, help="timed steps per row (rounded up to whole epochs for jaxgan)")
     p.add_argument("--article-steps", type=positive_int, default=5, help="timed steps of the article's DataLoader loop (slow)")
-    p.add_argument("--precision", choices=("highest", "default"), default="highest",
-                   help="highest: full float32 products in both frameworks; default: each framework's GPU default "
-                        "(TF32-like in JAX; TF32 switched on in PyTorch to match)")
+    p.add_argument(
+        "--precision",
+        choices=("highest", "default"),
+        default="highest",
+        help="highest: full float32 products in both frameworks; default: each framework's GPU default "
+        "(TF32-like in JAX; TF32 switched on in PyTorch to match)",
+    )
     p.add_argument("--jax", nargs="*", choices=JAX_VARIANTS, default=list(JAX_VARIANTS), help="jaxgan rows: matrix-product dtypes")
-    p.add_argument("--prng", nargs="+", default=["threefry2x32"], choices=PRNG_IMPLS,
-                   help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)")
-    p.add_argument("--d-passes", nargs="+", choices=("two", "one"), default=["two"],
-                   help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each")
-    p.add_argument("--dense", nargs="+", default=["xla"], choices=DENSE,
-                   help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)")
-    p.add_argument("--dropout-bits", nargs="+", type=int, default=[32], choices=DROPOUT_BITS,
-                   help="random bits per dropout decision in D (--dropout-bits of train_jax.py); a jaxgan row each")
+    p.add_argument(
+        "--prng",
+        nargs="+",
+        default=["threefry2x32"],
+        choices=PRNG_IMPLS,
+        help="JAX random-number implementations for noise, dropout and shuffling (one jaxgan row each)",
+    )
+    p.add_argument(
+        "--d-passes",
+        nargs="+",
+        choices=("two", "one"),
+        default=["two"],
+        help="D passes in D's update: two (the article's) or one over both batches stacked (--one-d-pass); a jaxgan row each",
+    )
+    p.add_argument(
+        "--dense", nargs="+", default=["xla"], choices=DENSE, help="how jaxgan's hidden layers run (one jaxgan row each; pallas: interpret mode on a CPU, slow)"
+    )
+    p.add_argument(
+        "--dropout-bits",
+        nargs="+",
+        type=int,
+        default=[32],
+        choices=DROPOUT_BITS,
+        help="random bits per dropout decision in D (--dropout-bits of train_jax.py); a jaxgan row each",
+    )
     p.add_argument("--unroll", nargs="+", type=positive_int, default=[1], help="steps per iteration of the epoch's lax.scan; a jaxgan row each")
-    p.add_argument("--xla-flags", nargs="+", type=xla_flag_set, default=[],
-                   help=f"XLA flag sets, each a name ({', '.join(XLA_FLAG_SETS)}) or flags without their dashes "
-                        "('xla_gpu_graph_min_graph_size=2 ...'): every jaxgan row again in a process with these XLA_FLAGS")
+    p.add_argument(
+        "--xla-flags",
+        nargs="+",
+        type=xla_flag_set,
+        default=[],
+        help=f"XLA flag sets, each a name ({', '.join(XLA_FLAG_SETS)}) or flags without their dashes "
+        "('xla_gpu_graph_min_graph_size=2 ...'): every jaxgan row again in a process with these XLA_FLAGS",
+    )
     p.add_argument("--torch", nargs="*", choices=list(TORCH_ROWS), default=list(TORCH_ROWS), help="PyTorch rows")
-    p.add_argument("--cache-dir", default=None,
-                   help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
+    p.add_argument("--cache-dir", default=None, help="JAX's compilation cache for the cold and warm compile times (default: a new empty folder)")
     p.add_argument("--no-warm", action="store_true", help="skip the warm compile (a second process using the cache)")
-    p.add_argument("--compile-only", action="store_true",
-                   help="only compile the jaxgan rows and print their compile times and XLA's analysis as JSON")
+    p.add_argument("--compile-only", action="store_true", help="only compile the jaxgan rows and print their compile times and XLA's analysis as JSON")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p.parse_args(argv)
 
@@ -116,9 +140,14 @@ class JaxRow:
 
     @property
     def name(self) -> str:
-        """"jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas", " 8-bit dropout", " unroll 2"."""
-        return (f"jaxgan {self.dtype} {self.prng}" + " one-d-pass" * (self.d_passes == "one") + ("" if self.dense == "xla" else f" {self.dense}")
-                + ("" if self.dropout_bits == 32 else f" {self.dropout_bits}-bit dropout") + ("" if self.unroll == 1 else f" unroll {self.unroll}"))
+        """ "jaxgan DTYPE PRNG", then the non-default choices: " one-d-pass", " pallas", " 8-bit dropout", " unroll 2"."""
+        return (
+            f"jaxgan {self.dtype} {self.prng}"
+            + " one-d-pass" * (self.d_passes == "one")
+            + ("" if self.dense == "xla" else f" {self.dense}")
+            + ("" if self.dropout_bits == 32 else f" {self.dropout_bits}-bit dropout")
+            + ("" if self.unroll == 1 else f" unroll {self.unroll}")
+        )
 
     def gan(self, batch_size: int):
         from jaxgan.build import make_gan
@@ -146,9 +175,15 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, precision: str, variant
     per_step = xla_stats.per_step_cost(compiled, len(images_NxD) // batch_size // variant.unroll)
     ops = xla_stats.hlo_ops(compiled.as_text())
     return {
-        "row": variant.name, "precision": variant.dtype, "compile_s": compile_s, "cache_hits": hits,
-        "xla_flops_per_step": per_step["flops"] / variant.unroll, "xla_bytes_per_step": per_step["bytes_accessed"] / variant.unroll,
-        **ops, "step_fusions": ops["step_fusions"] / variant.unroll, "step_kernels": ops["step_kernels"] / variant.unroll,
+        "row": variant.name,
+        "precision": variant.dtype,
+        "compile_s": compile_s,
+        "cache_hits": hits,
+        "xla_flops_per_step": per_step["flops"] / variant.unroll,
+        "xla_bytes_per_step": per_step["bytes_accessed"] / variant.unroll,
+        **ops,
+        "step_fusions": ops["step_fusions"] / variant.unroll,
+        "step_kernels": ops["step_kernels"] / variant.unroll,
         "_run": (compiled, state, images),
     }
 
@@ -164,8 +199,13 @@ def bench_jax(images_NxD: np.ndarray, batch_size: int, steps: int, precision: st
     for _ in range(epochs):
         state, metrics = compiled(state, images)
     jax.block_until_ready((state, metrics))
-    return {**row, "steps": epochs * len(images_NxD) // batch_size, "seconds": time.perf_counter() - start, "final_d_loss": float(metrics["d_loss"][-1]),
-            "peak_mem_gb": (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 1e9 or None}
+    return {
+        **row,
+        "steps": epochs * len(images_NxD) // batch_size,
+        "seconds": time.perf_counter() - start,
+        "final_d_loss": float(metrics["d_loss"][-1]),
+        "peak_mem_gb": (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 1e9 or None,
+    }
 
 
 def warm_compile(argv: list[str], cache: str) -> dict:
@@ -182,10 +222,36 @@ def with_xla_flags(args, flags: str, variants: list[JaxRow]) -> list[dict]:
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {env_flags}".strip()}
     with tempfile.TemporaryDirectory(prefix="jaxgan_bench_flags_") as tmp:
         # A compilation cache of its own: compile times cold (XLA:GPU keeps its autotuning results there too).
-        command = [sys.executable, __file__, "--batch-size", str(args.batch_size), "--images", str(args.images), "--steps", str(args.steps),
-                   "--precision", args.precision, "--jax", *args.jax, "--prng", *args.prng, "--d-passes", *args.d_passes, "--dense", *args.dense,
-                   "--dropout-bits", *map(str, args.dropout_bits), "--unroll", *map(str, args.unroll), "--torch", "--no-warm",
-                   "--cache-dir", f"{tmp}/xla", "--json", f"{tmp}/rows.json"]
+        command = [
+            sys.executable,
+            __file__,
+            "--batch-size",
+            str(args.batch_size),
+            "--images",
+            str(args.images),
+            "--steps",
+            str(args.steps),
+            "--precision",
+            args.precision,
+            "--jax",
+            *args.jax,
+            "--prng",
+            *args.prng,
+            "--d-passes",
+            *args.d_passes,
+            "--dense",
+            *args.dense,
+            "--dropout-bits",
+            *map(str, args.dropout_bits),
+            "--unroll",
+            *map(str, args.unroll),
+            "--torch",
+            "--no-warm",
+            "--cache-dir",
+            f"{tmp}/xla",
+            "--json",
+            f"{tmp}/rows.json",
+        ]
         out = subprocess.run(command, capture_output=True, text=True, env=env)
         if out.returncode:
             lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
@@ -232,8 +298,10 @@ def finish(rows: list[dict], batch_size: int) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     fmt = lambda r, key, spec: "-" if r.get(key) is None else format(r[key], spec)
-    lines = ["| row | steps/s | images/s | TFLOP/s | x eager | jaxgan lead | compile s | warm compile s | peak mem GB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| row | steps/s | images/s | TFLOP/s | x eager | jaxgan lead | compile s | warm compile s | peak mem GB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['row']} | not run: {r['skipped']} |" + " |" * 7)
@@ -243,11 +311,18 @@ def table(rows: list[dict]) -> str:
             f"{fmt(r, 'jaxgan_lead', '.2f')} | {fmt(r, 'compile_s', '.1f')} | {fmt(r, 'warm_compile_s', '.1f')} | {fmt(r, 'peak_mem_gb', '.2f')} |"
         )
     if jax_rows := [r for r in rows if "xla_flops_per_step" in r]:
-        lines += ["", "XLA's analysis of the compiled epoch (per step; fusions and kernels: in the program, and launched per step):", "",
-                  "| row | XLA GFLOP/step | XLA GB accessed/step | fusions | kernels | fusions/step | kernels/step |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['row']} | {r['xla_flops_per_step'] / 1e9:.2f} | {r['xla_bytes_per_step'] / 1e9:.3f} | {r['fusions']} | "
-                  f"{r['kernels']} | {r['step_fusions']:g} | {r['step_kernels']:g} |" for r in jax_rows]
+        lines += [
+            "",
+            "XLA's analysis of the compiled epoch (per step; fusions and kernels: in the program, and launched per step):",
+            "",
+            "| row | XLA GFLOP/step | XLA GB accessed/step | fusions | kernels | fusions/step | kernels/step |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['row']} | {r['xla_flops_per_step'] / 1e9:.2f} | {r['xla_bytes_per_step'] / 1e9:.3f} | {r['fusions']} | "
+            f"{r['kernels']} | {r['step_fusions']:g} | {r['step_kernels']:g} |"
+            for r in jax_rows
+        ]
     return "\n".join(lines)
 
 
@@ -309,12 +384,24 @@ def run_rows(args, argv: list[str], images_NxD: np.ndarray, cache: str) -> int:
             if "compile_s" in warm.get(r["row"], {}):
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
-    result = {"devices": device_names(), "batch_size": args.batch_size, "precision": args.precision, "prng": args.prng, "d_passes": args.d_passes,
-              "dense": args.dense, "dropout_bits": args.dropout_bits, "unroll": args.unroll,
-              "xla_flags": {f: XLA_FLAG_SETS.get(f, f) for f in args.xla_flags},
-              "flops_per_step": step_flops(args.batch_size), "compile_cache": args.cache_dir or "a new temporary folder", "rows": rows}
-    print(f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
-          f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)")
+    result = {
+        "devices": device_names(),
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "prng": args.prng,
+        "d_passes": args.d_passes,
+        "dense": args.dense,
+        "dropout_bits": args.dropout_bits,
+        "unroll": args.unroll,
+        "xla_flags": {f: XLA_FLAG_SETS.get(f, f) for f in args.xla_flags},
+        "flops_per_step": step_flops(args.batch_size),
+        "compile_cache": args.cache_dir or "a new temporary folder",
+        "rows": rows,
+    }
+    print(
+        f"devices: {result['devices']}; batch {args.batch_size}; precision {args.precision}; "
+        f"{result['flops_per_step'] / 1e9:.2f} GFLOP a step (analytic, matrix products)"
+    )
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:

@@ -43,9 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kid-subsets", type=int, default=100, help="KID: the number of random subsets (default 100)")
     parser.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset and set, at most N (default 1000; min(1000, N))")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument(
-        "--generator", choices=GENERATORS, help="ema: G's EMA; raw: G; both: each in turn (default: ema when the run kept one, else raw)"
-    )
+    parser.add_argument("--generator", choices=GENERATORS, help="ema: G's EMA; raw: G; both: each in turn (default: ema when the run kept one, else raw)")
     parser.add_argument("--grid", help=f"where the {GRID} labelled samples go (default: WORKDIR/eval_samples.png; none for --real)")
     args = parser.parse_args(argv)
     if args.real == bool(args.workdir):
@@ -88,8 +86,12 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             samples = train.flat_NxD[chosen] if args.real else final_samples(workdir, config, args.n, args.seed, generator)
             figures = evaluate.evaluate_samples(
-                samples, evaluate.test_reference(args.n, args.seed), labels,
-                kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, nn_spaces=evaluate.NN_SPACES,
+                samples,
+                evaluate.test_reference(args.n, args.seed),
+                labels,
+                kid_subsets=args.kid_subsets,
+                kid_subset_size=args.kid_subset_size,
+                nn_spaces=evaluate.NN_SPACES,
             )
             which = {} if generator is None else {"generator": generator}
             results[generator] = {**source, **which, **figures, "seconds": round(time.perf_counter() - start, 1), "device": str(jax.devices()[0])}

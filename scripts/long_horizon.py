@@ -46,10 +46,7 @@ def train_group(trainer: str, seeds: list[int], workdir: Path | str, folder: str
 
         torch.set_num_threads(1)  # a run a core: several runs go side by side
     top = Path(workdir) / (folder or trainer)
-    cfgs = {
-        s: Config(seed=s, workdir=str(top / f"seed_{s}"), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config).validate()
-        for s in seeds
-    }
+    cfgs = {s: Config(seed=s, workdir=str(top / f"seed_{s}"), overwrite=True, sample_every=10**6, checkpoint_every=10**6, **config).validate() for s in seeds}
     done = lambda s: _finished(Path(cfgs[s].workdir), cfgs[s])
     if trainer == "jaxgan" and not all(map(done, seeds)):
         fit(dataclasses.replace(cfgs[seeds[0]], seeds=seeds_text(tuple(seeds)), workdir=str(top)))
@@ -127,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=None, help="train on the first N images (same steps an epoch: N = 10 x batch)")
     p.add_argument("--window", type=int, default=5, help="epochs per window of the printed means")
     p.add_argument(
-        "--test-epochs", default=None, metavar="FIRST-LAST",
+        "--test-epochs",
+        default=None,
+        metavar="FIRST-LAST",
         help="also compare each figure's per-run mean over these epochs (e.g. 13-20), named before the runs are trained",
     )
     p.add_argument("--alpha", type=float, default=0.05)
@@ -147,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         if names[0] == names[1]:
             names = (names[0] + " (reference)", names[1])
         report = longrun.compare(
-            ref, cand, args.epochs, names=names, alpha=args.alpha, window=args.window, first_epoch=args.first_epoch,
+            ref,
+            cand,
+            args.epochs,
+            names=names,
+            alpha=args.alpha,
+            window=args.window,
+            first_epoch=args.first_epoch,
             test_epochs=test_epochs,
         )
     except UserError as e:

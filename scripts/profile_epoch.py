@@ -83,10 +83,14 @@ def main(argv=None) -> int:
         plane, total, ops = busiest(next(Path(trace).rglob("*.xplane.pb")), args.top)
     steps = args.epochs * (args.images // args.batch_size)
     stats = xla_stats.hlo_ops(compiled.as_text())
-    lines = [f"{jax.devices()[0].device_kind}, {args.dtype}{' --one-d-pass' * args.one_d_pass}, batch {args.batch_size}, {steps} steps traced; "
-             f"the program: {stats['fusions']} fusions, {stats['step_kernels']} kernels a step. Operations on {plane}: "
-             f"{total / steps * 1e3:.3f} ms a step in all; the {len(ops)} busiest:", "",
-             "| operation | ms a step | calls a step | share |", "|---|---|---|---|"]
+    lines = [
+        f"{jax.devices()[0].device_kind}, {args.dtype}{' --one-d-pass' * args.one_d_pass}, batch {args.batch_size}, {steps} steps traced; "
+        f"the program: {stats['fusions']} fusions, {stats['step_kernels']} kernels a step. Operations on {plane}: "
+        f"{total / steps * 1e3:.3f} ms a step in all; the {len(ops)} busiest:",
+        "",
+        "| operation | ms a step | calls a step | share |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {s / steps * 1e3:.4f} | {n / steps:.1f} | {s / total:.1%} |" for name, s, n in ops]
     (out / "kernels.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

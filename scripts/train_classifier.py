@@ -53,8 +53,7 @@ def main(argv=None) -> int:
             params, opt_state, loss = classifier.train_step(params, opt_state, step_key, images_NxD, labels_N, idx_B, tx=tx)
             losses.append(loss)
         acc = classifier.accuracy(params, test.flat_NxD, test.labels_N)
-        print(f"epoch {epoch}: loss {float(jnp.mean(jnp.stack(losses))):.4f}, test accuracy {acc:.4f}, "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(f"epoch {epoch}: loss {float(jnp.mean(jnp.stack(losses))):.4f}, test accuracy {acc:.4f}, {time.perf_counter() - start:.0f} s", flush=True)
     raw = classifier.to_bytes(params)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ per host with --coordinator-address, --num-processes and --process-id (or the
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID variables).
 """
 
-
 from jaxgan import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line

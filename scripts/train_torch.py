@@ -5,7 +5,6 @@ outputs; defaults are the article's full
 run (2000 epochs at batch 6000 through its per-image DataLoader).
 """
 
-
 from jaxgan import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line

@@ -85,8 +85,7 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
     research = [flag for flag in config.non_article_options() if not flag.startswith("--eval-n")]
     if research:
         raise ConfigError(
-            f"compare.py runs the article's GAN in both frameworks; {', '.join(research)} "
-            "is a jaxgan option: compare variants with scripts/ablate.py."
+            f"compare.py runs the article's GAN in both frameworks; {', '.join(research)} is a jaxgan option: compare variants with scripts/ablate.py."
         )
     import jax
     import torch
@@ -106,8 +105,7 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
     torch.manual_seed(config.seed)
     G, D, _, _ = build(config, train_set.flat_NxD.shape[1], "cpu")
     init_state_dicts = {"generator": G.state_dict(), "discriminator": D.state_dict()}
-    init_params = {"g_params": convert.params_from_state_dict(G.state_dict()),
-                   "d_params": convert.params_from_state_dict(D.state_dict())}
+    init_params = {"g_params": convert.params_from_state_dict(G.state_dict()), "d_params": convert.params_from_state_dict(D.state_dict())}
 
     wall = {}
     # Both frameworks in full float32: on a GPU JAX's default matmul precision is TF32-like, torch's is not.
@@ -118,14 +116,12 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
         start = time.perf_counter()
         # --eval-n is the report's; torch_baseline itself evaluates nothing.
         torch_config = dataclasses.replace(config, workdir=str(workdir / "torch"), eval_n=Config().eval_n)
-        fit_torch(torch_config, device=device, loader=loader,
-                  init_state_dicts=init_state_dicts)
+        fit_torch(torch_config, device=device, loader=loader, init_state_dicts=init_state_dicts)
         wall["torch"] = time.perf_counter() - start
         check = lockstep.check(config, init_params, init_state_dicts, train_set.flat_NxD, device)
 
     records = {fw: reporting.read_metrics(workdir / fw / "metrics.jsonl") for fw in ("jax", "torch")}
-    mean_diff = {k: abs(np.mean([r[k] for r in records["jax"]]) - np.mean([r[k] for r in records["torch"]]))
-                 for k in ("d_loss", "g_loss")}
+    mean_diff = {k: abs(np.mean([r[k] for r in records["jax"]]) - np.mean([r[k] for r in records["torch"]])) for k in ("d_loss", "g_loss")}
     curves_agree = all(v < CURVE_TOL for v in mean_diff.values())
     jax_device = jax.devices()[0]
     jax_name = jax_device.platform + ("" if jax_device.device_kind == jax_device.platform else f" ({jax_device.device_kind})")
@@ -133,13 +129,17 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
     host = f"{os.cpu_count()}-core CPU"
     report = {
         "command": " ".join(["python scripts/compare.py", *argv]),
-        "config": config.to_dict(), "loader": loader, "host": host, "device": devices, "precision": "float32 (highest)",
+        "config": config.to_dict(),
+        "loader": loader,
+        "host": host,
+        "device": devices,
+        "precision": "float32 (highest)",
         "wall_s": {**{k: round(v, 2) for k, v in wall.items()}, "total": round(sum(wall.values()), 2)},
         "steps_per_s": {fw: round(steady_steps_per_s(records[fw]), 2) for fw in records},
-        "epochs": {fw: [{k: r[k] for k in ("epoch", "step", *reporting.METRIC_KEYS, "seconds")} for r in records[fw]]
-                   for fw in records},
+        "epochs": {fw: [{k: r[k] for k in ("epoch", "step", *reporting.METRIC_KEYS, "seconds")} for r in records[fw]] for fw in records},
         "lockstep": check,
-        "mean_loss_diff": {k: round(v, 4) for k, v in mean_diff.items()}, "curve_tol": CURVE_TOL,
+        "mean_loss_diff": {k: round(v, 4) for k, v in mean_diff.items()},
+        "curve_tol": CURVE_TOL,
         "agree": check["agree"] and curves_agree,
     }
     if config.data_dir is None and config.dataset == "mnist":  # the classifier knows MNIST digits only
@@ -164,9 +164,11 @@ def quality_lines(r: dict) -> list[str]:
     if "quality" not in r:
         return []
     q = r["quality"]
-    rows = [f"| {name} | {q[fw]['fid']:.1f} | {q[fw]['classifier_score']:.2f} | {q[fw]['precision']:.3f} | "
-            f"{q[fw]['recall']:.3f} | {q[fw]['modes']} | {q[fw]['mode_kl']:.3f} |"
-            for fw, name in (("jax", "jaxgan"), ("torch", "torch_baseline"))]
+    rows = [
+        f"| {name} | {q[fw]['fid']:.1f} | {q[fw]['classifier_score']:.2f} | {q[fw]['precision']:.3f} | "
+        f"{q[fw]['recall']:.3f} | {q[fw]['modes']} | {q[fw]['mode_kl']:.3f} |"
+        for fw, name in (("jax", "jaxgan"), ("torch", "torch_baseline"))
+    ]
     return [
         f"Sample quality of the final generators ({r['quality_n']} samples against as many test images; "
         "scripts/evaluate.py --real gives the real-vs-real floor at the same N):",
@@ -186,40 +188,43 @@ def report_markdown(r: dict) -> str:
     rows = []
     for fw, name in names.items():
         first, last = r["epochs"][fw][0], r["epochs"][fw][-1]
-        rows.append(f"| {name} | {r['device'][fw]} | {r['wall_s'][fw]:.1f} | {speed[fw]:.1f} | {first['seconds']:.2f} "
-                    f"| {last['d_loss']:.3f} | {last['g_loss']:.3f} | {last['d_real']:.3f} | {last['d_fake']:.3f} |")
+        rows.append(
+            f"| {name} | {r['device'][fw]} | {r['wall_s'][fw]:.1f} | {speed[fw]:.1f} | {first['seconds']:.2f} "
+            f"| {last['d_loss']:.3f} | {last['g_loss']:.3f} | {last['d_real']:.3f} | {last['d_fake']:.3f} |"
+        )
     ls = r["lockstep"]
     data_desc = "" if c["subset"] is None else f" on the first {c['subset']} images"
     data_desc += "" if c["digit"] is None else f" of digit {c['digit']}"
     data_desc += "" if c.get("dataset", "mnist") == "mnist" else f" of {c['dataset']}"
     verdict = "**The two frameworks agree.**" if r["agree"] else "**The two frameworks DISAGREE** (see below)."
-    return "\n".join([
-        "# jaxgan vs torch_baseline",
-        "",
-        verdict + f" {faster} is {max(speed.values()) / min(speed.values()):.2f}x faster ({max(speed.values()):.1f} vs "
-        f"{min(speed.values()):.1f} steps/s).",
-        "",
-        f"`{r['command']}` on a {r['host']}: {c['epochs']} epochs at batch {c['batch_size']}{data_desc}, "
-        f"Adam {c['lr']}, seed {c['seed']}; both from the same initial weights (torch's, converted), "
-        f"each with its own noise, dropout and shuffling; torch's data loader: {r['loader']}; precision {r['precision']}.",
-        "",
-        "| framework | device | wall s | steps/s | first epoch s | D loss | G loss | D(x) | D(G(z)) |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "Steps/s leave out the first epoch (JAX compiles there); wall time includes it, loading and writing files. "
-        "The last four columns are the final epoch's means.",
-        "",
-        f"- Lock-step check ({'agree' if ls['agree'] else 'DISAGREE'}): {ls['steps']} steps at batch {ls['batch']} from the same "
-        f"weights on the same batches and noise, dropout off: the largest relative difference of the D and G losses is "
-        f"{max(ls['rel_diff']):.1e} (tolerance {ls['rtol'][0]:.0e} growing {ls['rtol_growth'] - 1:.0%} a step).",
-        f"- Curves ({'agree' if max(r['mean_loss_diff'].values()) < r['curve_tol'] else 'DISAGREE'}): the mean over the epochs "
-        f"of the D loss differs by {r['mean_loss_diff']['d_loss']:.3f}, of the G loss by {r['mean_loss_diff']['g_loss']:.3f} "
-        f"(tolerance {r['curve_tol']}: two single runs differ like two seeds).",
-        "",
-        *quality_lines(r),
-        "![D and G losses of both frameworks](losses.png)",
-        "",
-        "![final samples of both frameworks from the same fixed noise](samples.png)",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# jaxgan vs torch_baseline",
+            "",
+            verdict + f" {faster} is {max(speed.values()) / min(speed.values()):.2f}x faster ({max(speed.values()):.1f} vs {min(speed.values()):.1f} steps/s).",
+            "",
+            f"`{r['command']}` on a {r['host']}: {c['epochs']} epochs at batch {c['batch_size']}{data_desc}, "
+            f"Adam {c['lr']}, seed {c['seed']}; both from the same initial weights (torch's, converted), "
+            f"each with its own noise, dropout and shuffling; torch's data loader: {r['loader']}; precision {r['precision']}.",
+            "",
+            "| framework | device | wall s | steps/s | first epoch s | D loss | G loss | D(x) | D(G(z)) |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Steps/s leave out the first epoch (JAX compiles there); wall time includes it, loading and writing files. "
+            "The last four columns are the final epoch's means.",
+            "",
+            f"- Lock-step check ({'agree' if ls['agree'] else 'DISAGREE'}): {ls['steps']} steps at batch {ls['batch']} from the same "
+            f"weights on the same batches and noise, dropout off: the largest relative difference of the D and G losses is "
+            f"{max(ls['rel_diff']):.1e} (tolerance {ls['rtol'][0]:.0e} growing {ls['rtol_growth'] - 1:.0%} a step).",
+            f"- Curves ({'agree' if max(r['mean_loss_diff'].values()) < r['curve_tol'] else 'DISAGREE'}): the mean over the epochs "
+            f"of the D loss differs by {r['mean_loss_diff']['d_loss']:.3f}, of the G loss by {r['mean_loss_diff']['g_loss']:.3f} "
+            f"(tolerance {r['curve_tol']}: two single runs differ like two seeds).",
+            "",
+            *quality_lines(r),
+            "![D and G losses of both frameworks](losses.png)",
+            "",
+            "![final samples of both frameworks from the same fixed noise](samples.png)",
+            "",
+        ]
+    )

@@ -42,5 +42,8 @@ def test_every_variant_is_a_valid_config_of_its_own_gan():
         config = Config(**changes).validate()
         gan = make_gan(config)
         assert (gan.ema_decay, gan.r1_weight, gan.r1_every, gan.g_tx_lr) == (
-            changes.get("ema_decay", 0.0), changes.get("r1_weight", 0.0), changes.get("r1_every", 1), changes.get("g_lr", config.lr)
+            changes.get("ema_decay", 0.0),
+            changes.get("r1_weight", 0.0),
+            changes.get("r1_every", 1),
+            changes.get("g_lr", config.lr),
         ), name

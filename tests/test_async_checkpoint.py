@@ -85,9 +85,7 @@ def test_a_write_that_fails_in_the_background_is_one_sentence_and_resume_continu
 
 def toy_state(step: int) -> TrainState:
     params = {"w": jnp.arange(6.0).reshape(2, 3) * step}
-    return TrainState(
-        step=jnp.int32(step), g_params=params, d_params=params, g_opt_state=(), d_opt_state=(), key=jax.random.key(step), gan=None
-    )
+    return TrainState(step=jnp.int32(step), g_params=params, d_params=params, g_opt_state=(), d_opt_state=(), key=jax.random.key(step), gan=None)
 
 
 def test_epochs_never_lists_a_checkpoint_still_being_written(tmp_path, monkeypatch):

@@ -33,13 +33,37 @@ def test_flop_count_agrees_with_xla_cost_analysis():
 
 def test_bench_runs_at_a_tiny_size_and_reports_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["--batch-size", "50", "--images", "500", "--steps", "3", "--article-steps", "1",
-            "--torch", "eager", "cudagraphs", "graph", "eager-bf16", "article", "--jax", "float32", "--json", str(out)]
+    argv = [
+        "--batch-size",
+        "50",
+        "--images",
+        "500",
+        "--steps",
+        "3",
+        "--article-steps",
+        "1",
+        "--torch",
+        "eager",
+        "cudagraphs",
+        "graph",
+        "eager-bf16",
+        "article",
+        "--jax",
+        "float32",
+        "--json",
+        str(out),
+    ]
     assert load_script("bench").main(argv) == 0
     result = json.loads(out.read_text())
     rows = {r["row"]: r for r in result["rows"]}
-    assert set(rows) == {"torch eager", "torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step", "torch eager bf16 autocast",
-                         "torch article loader", "jaxgan float32 threefry2x32"}
+    assert set(rows) == {
+        "torch eager",
+        "torch reduce-overhead (CUDA graphs)",
+        "torch CUDA graph of the whole step",
+        "torch eager bf16 autocast",
+        "torch article loader",
+        "jaxgan float32 threefry2x32",
+    }
     for graphs in ("torch reduce-overhead (CUDA graphs)", "torch CUDA graph of the whole step"):
         assert rows[graphs]["skipped"].startswith("needs CUDA")  # this CPU: one line, no failure
     ran = {name: r for name, r in rows.items() if "skipped" not in r}
@@ -65,11 +89,13 @@ def test_bench_runs_at_a_tiny_size_and_reports_every_row(tmp_path, capsys):
 
 
 def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
-    rows = [{"row": "torch eager", "precision": "float32", "steps": 10, "seconds": 5.0},
-            {"row": "torch compile bf16 autocast", "precision": "bfloat16", "steps": 10, "seconds": 2.0},
-            {"row": "torch reduce-overhead (CUDA graphs)", "precision": "float32", "skipped": "needs CUDA"},
-            {"row": "jaxgan float32 rbg", "precision": "float32", "steps": 30, "seconds": 1.0},
-            {"row": "jaxgan bfloat16 rbg", "precision": "bfloat16", "steps": 40, "seconds": 1.0}]
+    rows = [
+        {"row": "torch eager", "precision": "float32", "steps": 10, "seconds": 5.0},
+        {"row": "torch compile bf16 autocast", "precision": "bfloat16", "steps": 10, "seconds": 2.0},
+        {"row": "torch reduce-overhead (CUDA graphs)", "precision": "float32", "skipped": "needs CUDA"},
+        {"row": "jaxgan float32 rbg", "precision": "float32", "steps": 30, "seconds": 1.0},
+        {"row": "jaxgan bfloat16 rbg", "precision": "bfloat16", "steps": 40, "seconds": 1.0},
+    ]
     done = {r["row"]: r for r in load_script("bench").finish(rows, 100)}
     assert done["torch eager"]["jaxgan_lead"] == 15.0  # 30 steps/s over 2
     assert done["torch compile bf16 autocast"]["jaxgan_lead"] == 8.0  # 40 over 5
@@ -80,8 +106,10 @@ def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
 
 @pytest.mark.parametrize(
     "flag, values, option_row, saving",
-    [("--d-passes", ["two", "one"], "jaxgan float32 threefry2x32 one-d-pass", "step_kernels"),
-     ("--dropout-bits", ["32", "8"], "jaxgan float32 threefry2x32 8-bit dropout", "xla_bytes_per_step")],
+    [
+        ("--d-passes", ["two", "one"], "jaxgan float32 threefry2x32 one-d-pass", "step_kernels"),
+        ("--dropout-bits", ["32", "8"], "jaxgan float32 threefry2x32 8-bit dropout", "xla_bytes_per_step"),
+    ],
     ids=["one-d-pass: fewer kernels", "8-bit dropout: fewer bytes"],
 )
 def test_bench_gives_a_jaxgan_row_for_each_choice_of_a_speed_option_with_what_it_saves(flag, values, option_row, saving, capsys):
@@ -108,8 +136,12 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
     argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--dense", "xla", "pallas", "--compile-only"]
     assert bench.main(argv) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [r["row"] for r in rows] == ["jaxgan float32 threefry2x32", "jaxgan float32 threefry2x32 pallas",
-                                        "jaxgan float32 threefry2x32 one-d-pass", "jaxgan float32 threefry2x32 one-d-pass pallas"]
+    assert [r["row"] for r in rows] == [
+        "jaxgan float32 threefry2x32",
+        "jaxgan float32 threefry2x32 pallas",
+        "jaxgan float32 threefry2x32 one-d-pass",
+        "jaxgan float32 threefry2x32 one-d-pass pallas",
+    ]
     assert rows[-1]["skipped"] == "failed here (RuntimeError: cannot lower)" and "skipped" not in rows[1]
 
 
@@ -124,8 +156,11 @@ def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
     fresh = lambda: create_train_state(make_gan(config), jax.random.key(0))
     rolled, unrolled = epochs.run(fresh(), images, 32), epochs.run(fresh(), images, 32, unroll=unroll)
     assert unrolled[1]["d_loss"].shape == (6,)
-    for a, b in zip(jax.tree.leaves((rolled[0].g_params, rolled[0].d_params, rolled[0].step, rolled[1])),
-                    jax.tree.leaves((unrolled[0].g_params, unrolled[0].d_params, unrolled[0].step, unrolled[1])), strict=True):
+    for a, b in zip(
+        jax.tree.leaves((rolled[0].g_params, rolled[0].d_params, rolled[0].step, rolled[1])),
+        jax.tree.leaves((unrolled[0].g_params, unrolled[0].d_params, unrolled[0].step, unrolled[1])),
+        strict=True,
+    ):
         # The same operations in the same order; XLA may fuse across the unrolled steps: float32 round-off at most.
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     # The option reaches the program: the loop's body holds `unroll` steps.
@@ -134,13 +169,37 @@ def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
 
 def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(tmp_path):
     out = tmp_path / "bench.json"
-    argv = ["--batch-size", "50", "--images", "200", "--steps", "2", "--torch", "--jax", "float32", "--unroll", "1", "2", "--no-warm",
-            "--xla-flags", "min-graph-size-1", "xla_no_such_flag=1", "--json", str(out)]
+    argv = [
+        "--batch-size",
+        "50",
+        "--images",
+        "200",
+        "--steps",
+        "2",
+        "--torch",
+        "--jax",
+        "float32",
+        "--unroll",
+        "1",
+        "2",
+        "--no-warm",
+        "--xla-flags",
+        "min-graph-size-1",
+        "xla_no_such_flag=1",
+        "--json",
+        str(out),
+    ]
     assert load_script("bench").main(argv) == 0
     rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
     base = "jaxgan float32 threefry2x32"
-    assert list(rows) == [base, f"{base} unroll 2", f"{base} [min-graph-size-1]", f"{base} unroll 2 [min-graph-size-1]",
-                          f"{base} [xla_no_such_flag=1]", f"{base} unroll 2 [xla_no_such_flag=1]"]
+    assert list(rows) == [
+        base,
+        f"{base} unroll 2",
+        f"{base} [min-graph-size-1]",
+        f"{base} unroll 2 [min-graph-size-1]",
+        f"{base} [xla_no_such_flag=1]",
+        f"{base} unroll 2 [xla_no_such_flag=1]",
+    ]
     flagged = rows[f"{base} [min-graph-size-1]"]
     assert flagged["xla_flags"].endswith("--xla_gpu_graph_min_graph_size=1") and flagged["steps"] == 4 and flagged["steps_per_s"] > 0
     # A GPU flag leaves the CPU's program alone: the other process trained the same epoch of 4 steps to the same loss.

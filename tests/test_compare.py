@@ -50,8 +50,10 @@ def test_compare_writes_a_report_of_both_runs(tmp_path):
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"subset": 50, "batch_size": 100}, "--batch-size 100 is larger than the 50 training images"),
-     ({"arch": "dcgan"}, "both frameworks; --arch is a jaxgan option: compare variants with scripts/ablate.py")],
+    [
+        ({"subset": 50, "batch_size": 100}, "--batch-size 100 is larger than the 50 training images"),
+        ({"arch": "dcgan"}, "both frameworks; --arch is a jaxgan option: compare variants with scripts/ablate.py"),
+    ],
 )
 def test_compare_refuses_bad_settings_before_writing(tmp_path, settings, message):
     workdir = tmp_path / "cmp"

@@ -25,7 +25,10 @@ def run_short(workdir, cache_dir) -> dict:
     env = {**os.environ, compile_cache.ENV_DIR: str(cache_dir), compile_cache.ENV_OFF: ""}
     result = subprocess.run(
         [sys.executable, ROOT / "scripts" / "train_jax.py", *SHORT, "--workdir", str(workdir)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return json.loads((workdir / "summary.json").read_text())["compilations"]

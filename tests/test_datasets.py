@@ -82,8 +82,10 @@ def test_unreachable_network_is_said_in_one_sentence(monkeypatch):
 
 
 def test_importing_the_data_module_or_loading_mnist_leaves_tfds_unimported(python):
-    check = ("import sys, jaxgan.data, jaxgan.fit; jaxgan.data.load('train', subset=10); "
-             "sys.exit('tensorflow_datasets imported' if 'tensorflow_datasets' in sys.modules else 0)")
+    check = (
+        "import sys, jaxgan.data, jaxgan.fit; jaxgan.data.load('train', subset=10); "
+        "sys.exit('tensorflow_datasets imported' if 'tensorflow_datasets' in sys.modules else 0)"
+    )
     result = subprocess.run([python, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -79,8 +79,9 @@ def test_training_steps_with_fewer_bits_are_the_same_through_pallas_with_one_d_p
             state, metrics = train_step(state, x_BxD)
         assert np.isfinite(float(metrics["d_loss"]))
         states[dense] = state
-    for got, want in zip(jax.tree.leaves((states["pallas"].g_params, states["pallas"].d_params)),
-                         jax.tree.leaves((states["xla"].g_params, states["xla"].d_params))):
+    for got, want in zip(
+        jax.tree.leaves((states["pallas"].g_params, states["pallas"].d_params)), jax.tree.leaves((states["xla"].g_params, states["xla"].d_params))
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -100,9 +101,7 @@ def test_a_step_with_fewer_bits_reads_fewer_bytes_and_trains():
     assert all(np.isfinite(v) for v in losses.values()) and len(set(losses.values())) == 3  # other masks, other losses
 
 
-@pytest.mark.parametrize(
-    "changes", [dict(arch="dcgan"), dict(dropout=0.0)], ids=["dcgan", "no dropout"]
-)
+@pytest.mark.parametrize("changes", [dict(arch="dcgan"), dict(dropout=0.0)], ids=["dcgan", "no dropout"])
 def test_a_d_without_dropout_refuses_fewer_bits_in_one_sentence(changes):
     with pytest.raises(ConfigError, match=r"^--dropout-bits 16 draws D's dropout masks and this D has no dropout .*; leave it at 32\.$"):
         Config(dropout_bits=16, **changes).validate()
@@ -111,8 +110,11 @@ def test_a_d_without_dropout_refuses_fewer_bits_in_one_sentence(changes):
 
 @pytest.mark.parametrize("rate, bits, rounded", [(0.999, 8, 0), (0.001, 8, 1), (0.999999, 16, 0)])
 def test_a_rate_that_rounds_to_keeping_all_or_nothing_is_refused_in_one_sentence(rate, bits, rounded):
-    with pytest.raises(ConfigError, match=rf"^--dropout {rate} with --dropout-bits {bits} rounds to a keep probability of {rounded}; "
-                                          r"use more bits or a rate further from 0 and 1\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^--dropout {rate} with --dropout-bits {bits} rounds to a keep probability of {rounded}; "
+        r"use more bits or a rate further from 0 and 1\.$",
+    ):
         Config(dropout=rate, dropout_bits=bits).validate()
     Config(dropout=rate, dropout_bits=32).validate()
 

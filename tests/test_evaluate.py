@@ -235,8 +235,15 @@ def numpy_evaluate(samples_NxD, ref_index_M, labels_N, kid_subsets, kid_subset_s
     train_features = evaluate.mnist_embedding()["train_features"].astype(np.float64)  # pinned to embed() below
     precision, recall = numpy_precision_recall(ref_features, features)
     kid, kid_std = numpy_kid(features, ref_features, kid_subsets, kid_subset_size)
-    figures = {"fid": metrics.fid(features, ref_features), "fd_logits": metrics.fid(logits, ref_logits), "precision": precision, "recall": recall,
-               "kid": kid, "kid_std": kid_std, "classifier_score": metrics.classifier_score(logits)}
+    figures = {
+        "fid": metrics.fid(features, ref_features),
+        "fd_logits": metrics.fid(logits, ref_logits),
+        "precision": precision,
+        "recall": recall,
+        "kid": kid,
+        "kid_std": kid_std,
+        "classifier_score": metrics.classifier_score(logits),
+    }
     figures["class_accuracy"] = float(np.mean(logits.argmax(1) == labels_N))
     figures["intra_fid"] = metrics.intra_fid(features, labels_N, ref_features, test.labels_N[ref_index_M])[0]
     for space, queries, refs, train_vectors in (

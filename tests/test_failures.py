@@ -20,9 +20,7 @@ SAVE_FAILURES = {
 }
 
 
-@pytest.mark.parametrize(
-    "script, failure", [("train_jax", "orbax's full disk"), ("train_torch", "torch's full disk"), ("train_torch", "disk full")]
-)
+@pytest.mark.parametrize("script, failure", [("train_jax", "orbax's full disk"), ("train_torch", "torch's full disk"), ("train_torch", "disk full")])
 def test_a_failed_checkpoint_save_is_one_sentence_and_keeps_the_last_checkpoint(script, failure, tmp_path, capsys, monkeypatch):
     module = "jaxgan.checkpoint" if script == "train_jax" else "torch_baseline.checkpoint"
     checkpointer = __import__(module, fromlist=["Checkpointer"]).Checkpointer
@@ -103,8 +101,6 @@ def test_a_second_ctrl_c_or_one_during_start_up_is_one_line(tmp_path, capsys, mo
     monkeypatch.setattr(jaxgan.data, "load", interrupted)
     assert train("train_torch", tmp_path / "run", 1) == 130
     assert capsys.readouterr().err.startswith("stopped: interrupted")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +227,12 @@ def test_readers_refuse_a_config_json_that_is_not_a_runs_settings_in_one_sentenc
 @pytest.mark.parametrize(
     "script, flag, name, problem",
     [
-        ("sample", "--out", "folder", "is a folder"), ("sample", "--out", "grid", "must end in .png"),
-        ("sample", "--out", "grid.txt", "must end in .png"), ("evaluate", "--json", "folder", "is a folder"),
-        ("evaluate", "--grid", "x.txt", "must end in .png"), ("evaluate", "--grid", "folder", "is a folder"),
+        ("sample", "--out", "folder", "is a folder"),
+        ("sample", "--out", "grid", "must end in .png"),
+        ("sample", "--out", "grid.txt", "must end in .png"),
+        ("evaluate", "--json", "folder", "is a folder"),
+        ("evaluate", "--grid", "x.txt", "must end in .png"),
+        ("evaluate", "--grid", "folder", "is a folder"),
     ],
 )
 def test_an_output_that_cannot_be_the_file_asked_for_is_refused_before_any_work(script, flag, name, problem, torch_run, tmp_path, capsys):

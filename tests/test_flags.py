@@ -1,13 +1,12 @@
 """Property test: any flag values give either a valid Config or one clear sentence."""
 
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxgan.config import CONFIG_SETTINGS, JAX, Config, ConfigError, build_parser, from_flags
 
 NUMBERS = st.one_of(
-    st.integers(-10**12, 10**12).map(str),
+    st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
     st.sampled_from(["", "abc", "1e400", "-0", "0x10", " 7 "]),
 )

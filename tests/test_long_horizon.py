@@ -109,8 +109,12 @@ def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_pat
     monkeypatch.setattr(long_horizon, "train_group", lambda trainer, seeds, workdir, folder=None, **config: trained.append((trainer, folder, config)))
     long_horizon.group("jaxgan:--one-d-pass", SEEDS, tmp_path, {"epochs": 2})
     assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]
-    for bad, says in [("jaxgan:--one-d-pas", "unrecognized arguments: --one-d-pas"), ("jaxgan:--epochs 3", "--epochs is not a group's to set"),
-                      ("jaxgan:--dtype bfloat16", "--dtype is not a group's to set"), ("jaxgan:", "no flags after the colon")]:
+    for bad, says in [
+        ("jaxgan:--one-d-pas", "unrecognized arguments: --one-d-pas"),
+        ("jaxgan:--epochs 3", "--epochs is not a group's to set"),
+        ("jaxgan:--dtype bfloat16", "--dtype is not a group's to set"),
+        ("jaxgan:", "no flags after the colon"),
+    ]:
         assert long_horizon.main([bad, "jaxgan", "--workdir", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: group {bad!r}: {says}; ") and err.count("\n") == 1

@@ -201,10 +201,7 @@ def test_gradient_penalty_interpolates_with_a_uniform_eps_per_sample():
     # over [0, 1] from key to key, and x_real alone (eps = 1) or x_fake alone (eps = 0) gives 0 or 1.
     B = 4096
     u = jnp.tile(jnp.array([[0.6, 0.8]]), (B, 1))
-    values = [
-        float(losses.gradient_penalty(lambda x: jnp.sum(x**2, axis=-1) / 2, u, jnp.zeros_like(u), jax.random.key(k)))
-        for k in range(4)
-    ]
+    values = [float(losses.gradient_penalty(lambda x: jnp.sum(x**2, axis=-1) / 2, u, jnp.zeros_like(u), jax.random.key(k))) for k in range(4)]
     np.testing.assert_allclose(values, 1 / 3, atol=0.02)
     assert len(set(values)) == len(values)  # the key draws eps
 

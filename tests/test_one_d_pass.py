@@ -37,8 +37,14 @@ def loss_and_grads(gan, dropout_key=None):
 
 @pytest.mark.parametrize(
     "changes",
-    [dict(), dict(conditional=True), dict(r1_weight=10.0), dict(spectral_norm=True, conditional=True),
-     dict(gp_weight=10.0, d_loss="wasserstein", g_loss="wasserstein"), dict(arch="dcgan", dcgan_features=4)],
+    [
+        dict(),
+        dict(conditional=True),
+        dict(r1_weight=10.0),
+        dict(spectral_norm=True, conditional=True),
+        dict(gp_weight=10.0, d_loss="wasserstein", g_loss="wasserstein"),
+        dict(arch="dcgan", dcgan_features=4),
+    ],
     ids=["plain", "conditional", "r1", "spectral_norm", "gp", "dcgan"],
 )
 def test_without_dropout_the_stacked_pass_is_the_two_pass_loss_and_gradient(changes):

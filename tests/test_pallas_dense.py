@@ -86,8 +86,7 @@ def test_params_of_one_path_work_in_the_other_and_give_the_same_outputs():
     x_BxD = generate[xla](state.g_params, z_BxZ)
     np.testing.assert_allclose(generate[pallas](state.g_params, z_BxZ), x_BxD, rtol=1e-5, atol=1e-6)
     key = jax.random.key(2)  # the same dropout key: the same mask in both paths
-    np.testing.assert_allclose(discriminate[pallas](state.d_params, x_BxD, key), discriminate[xla](state.d_params, x_BxD, key),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(discriminate[pallas](state.d_params, x_BxD, key), discriminate[xla](state.d_params, x_BxD, key), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("one_d_pass", [False, True])  # --one-d-pass: D over both batches stacked, one dropout draw
@@ -99,8 +98,9 @@ def test_training_steps_with_pallas_equal_those_with_xla_for_the_same_seed(one_d
         for _ in range(3):
             state, metrics = step.train_step(state, x_BxD)
         states[dense] = state
-    for got, want in zip(jax.tree.leaves((states["pallas"].g_params, states["pallas"].d_params)),
-                         jax.tree.leaves((states["xla"].g_params, states["xla"].d_params))):
+    for got, want in zip(
+        jax.tree.leaves((states["pallas"].g_params, states["pallas"].d_params)), jax.tree.leaves((states["xla"].g_params, states["xla"].d_params))
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

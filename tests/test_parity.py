@@ -103,7 +103,6 @@ def test_one_deliberate_mistake_fails_the_comparison(initial, lockstep_inputs, j
         assert_params_agree(jax_run, wrong, initial)
 
 
-
 # Statistical parity: dropout on, each framework's own noise, dropout masks and
 # batch order. Seed s starts both frameworks from the same weights (torch's draw
 # for s, converted), so the seed band measures what the random numbers do, not

@@ -42,9 +42,7 @@ def test_a_recipe_gives_the_config_its_flags_give(name):
 
 def test_the_recipes_hold_what_the_docs_say():
     conditional, unconditional = parse(["--recipe", "conditional"]), parse(["--recipe", "unconditional"])
-    assert (conditional.arch, conditional.conditional, conditional.ema_decay, conditional.epochs, conditional.batch_size) == (
-        "dcgan", True, 0.999, 25, 100
-    )
+    assert (conditional.arch, conditional.conditional, conditional.ema_decay, conditional.epochs, conditional.batch_size) == ("dcgan", True, 0.999, 25, 100)
     assert (unconditional.arch, unconditional.conditional, unconditional.ema_decay) == ("dcgan", False, 0.999)
     assert (unconditional.r1_weight, unconditional.r1_every, unconditional.epochs, unconditional.batch_size) == (1.0, 16, 30, 50)
 
@@ -60,9 +58,7 @@ def test_a_recipe_file_of_ones_own(tmp_path):
     mine = tmp_path / "mine.toml"
     mine.write_text('d_loss = "hinge"\ng_loss = "hinge"\nlr = 1\ndropout = 0\nconditional = true\n')
     config = parse(["--recipe", str(mine)])
-    assert (config.d_loss, config.g_loss, config.lr, config.dropout, config.conditional, config.recipe) == (
-        "hinge", "hinge", 1.0, 0.0, True, str(mine)
-    )
+    assert (config.d_loss, config.g_loss, config.lr, config.dropout, config.conditional, config.recipe) == ("hinge", "hinge", 1.0, 0.0, True, str(mine))
     assert isinstance(config.lr, float)  # TOML's whole number 1 stands for the float --lr
 
 
@@ -116,8 +112,7 @@ def test_torch_baseline_refuses_a_recipe_of_research_options_in_one_sentence(tmp
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and not (tmp_path / "run").exists()
     assert err == (
-        "error: torch_baseline is the article's GAN only; --arch, --conditional, --ema-decay is a jaxgan option: "
-        "run it with scripts/train_jax.py.\n"
+        "error: torch_baseline is the article's GAN only; --arch, --conditional, --ema-decay is a jaxgan option: run it with scripts/train_jax.py.\n"
     )
 
 

@@ -32,8 +32,7 @@ def first_adam_update(tx, params):
 
 @pytest.mark.parametrize(
     "argv, g_lr, d_lr",
-    [([], 2e-4, 2e-4), (["--lr", "1e-3"], 1e-3, 1e-3), (["--lr", "1e-3", "--g-lr", "1e-4"], 1e-4, 1e-3),
-     (["--g-lr", "1e-4", "--d-lr", "4e-4"], 1e-4, 4e-4)],
+    [([], 2e-4, 2e-4), (["--lr", "1e-3"], 1e-3, 1e-3), (["--lr", "1e-3", "--g-lr", "1e-4"], 1e-4, 1e-3), (["--g-lr", "1e-4", "--d-lr", "4e-4"], 1e-4, 4e-4)],
 )
 def test_lr_sets_both_networks_and_g_lr_d_lr_override_it(argv, g_lr, d_lr):
     config, _ = from_flags(JAX, build_parser(JAX, "test", "runs/t").parse_args([*argv, "--batch-size", "32"]))
@@ -139,8 +138,7 @@ def test_the_g_step_and_evaluation_leave_ds_stats_as_they_are(mnist):
 
 def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
     train = load_script("train_jax").main
-    args = ["--subset", "200", "--batch-size", "50", "--checkpoint-every", "1", "--spectral-norm", "--r1-weight", "1",
-            "--g-lr", "1e-4", "--d-lr", "4e-4"]
+    args = ["--subset", "200", "--batch-size", "50", "--checkpoint-every", "1", "--spectral-norm", "--r1-weight", "1", "--g-lr", "1e-4", "--d-lr", "4e-4"]
     assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "whole")]) == 0
     assert train([*args, "--epochs", "2", "--workdir", str(tmp_path / "run")]) == 0
     assert train([*args, "--epochs", "3", "--workdir", str(tmp_path / "run"), "--resume"]) == 0

@@ -80,9 +80,7 @@ def test_several_d_steps_each_on_its_own_batch(mnist):
 
 
 def test_gradient_penalty_is_added_to_d_loss_with_its_weight(mnist):
-    plain, penalised = make_gan(small(d_loss="wasserstein", g_loss="wasserstein")), make_gan(
-        small(d_loss="wasserstein", g_loss="wasserstein", gp_weight=10.0)
-    )
+    plain, penalised = make_gan(small(d_loss="wasserstein", g_loss="wasserstein")), make_gan(small(d_loss="wasserstein", g_loss="wasserstein", gp_weight=10.0))
     state = create_train_state(plain, jax.random.key(0))
     x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
     x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))

@@ -16,7 +16,9 @@ def test_script_writes_metrics_samples_and_plot(tmp_path, script):
     workdir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, ROOT / "scripts" / f"{script}.py", *TINY, "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -137,10 +139,7 @@ def test_argparse_rejects_malformed_values_with_exit_2(capsys):
 
 
 def test_frameworks_stay_apart(python):
-    check = (
-        "import sys, {mod}; bad = [m for m in sys.modules if m.split('.')[0] == '{other}']; "
-        "sys.exit(f'{mod} imported {{bad[:3]}}' if bad else 0)"
-    )
+    check = "import sys, {mod}; bad = [m for m in sys.modules if m.split('.')[0] == '{other}']; sys.exit(f'{mod} imported {{bad[:3]}}' if bad else 0)"
     for mod, other in (("torch_baseline.train", "jax"), ("jaxgan.fit", "torch")):
         result = subprocess.run([python, "-c", check.format(mod=mod, other=other)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -53,10 +53,7 @@ MID_SAVE = {
 
 def launch(script, workdir, epochs, *extra, inject="", signum=signal.SIGTERM):
     argv = [str(ROOT / "scripts" / f"{script}.py"), *SMALL, *DATA, *EVERY, "--epochs", str(epochs), "--workdir", str(workdir), *extra]
-    code = (
-        f"import os, runpy, sys\nSIGNUM = {int(signum)}\n{inject}"
-        f"sys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
-    )
+    code = f"import os, runpy, sys\nSIGNUM = {int(signum)}\n{inject}sys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

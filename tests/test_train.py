@@ -143,9 +143,7 @@ def test_step_losses_use_the_configured_targets_and_g_loss(images_NxD, smoothing
     fake_B = discriminate(gan, state.d_params, generate(gan, state.g_params, z_d), None)
     p_real, p_fake = jax.nn.sigmoid(real_B), jax.nn.sigmoid(fake_B)
     t = 1.0 - smoothing
-    expected_d = -jnp.mean(t * jnp.log(p_real) + (1 - t) * jnp.log1p(-p_real)) - jnp.mean(
-        (1 - t) * jnp.log(p_fake) + t * jnp.log1p(-p_fake)
-    )
+    expected_d = -jnp.mean(t * jnp.log(p_real) + (1 - t) * jnp.log1p(-p_real)) - jnp.mean((1 - t) * jnp.log(p_fake) + t * jnp.log1p(-p_fake))
     g_fake_B = jax.nn.sigmoid(discriminate(gan, new_state.d_params, generate(gan, state.g_params, z_g), None))
     if g_loss == "minimax":
         expected_g = jnp.mean((1 - t) * jnp.log(g_fake_B) + t * jnp.log1p(-g_fake_B))

@@ -45,6 +45,7 @@ def torch_modules(G, D, mode: str | None, bf16: bool, device: str):
             # No cast cache: a CUDA graph must not capture it (PyTorch's rule), and a forward casts each weight once anyway.
             with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, cache_enabled=False):
                 return module(x).float()
+
         return forward
 
     G, D = (autocast(G), autocast(D)) if bf16 else (G, D)
@@ -157,5 +158,12 @@ def bench_torch(images_NxD: np.ndarray, batch_size: int, steps: int, row: str, p
     compile_s = time.perf_counter() - start if spec.mode or spec.graph else None
     start, (done, last) = time.perf_counter(), run(steps)
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
-    return {"row": spec.name, "precision": spec.precision, "steps": done, "seconds": time.perf_counter() - start, "compile_s": compile_s,
-            "peak_mem_gb": peak, "final_d_loss": last}
+    return {
+        "row": spec.name,
+        "precision": spec.precision,
+        "steps": done,
+        "seconds": time.perf_counter() - start,
+        "compile_s": compile_s,
+        "peak_mem_gb": peak,
+        "final_d_loss": last,
+    }

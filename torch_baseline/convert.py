@@ -68,8 +68,7 @@ def state_dict_from_params(params: Mapping, like: Mapping[str, torch.Tensor]) ->
         want_OxI, want_O = tuple(like[f"{prefix}.weight"].shape), tuple(like[f"{prefix}.bias"].shape)
         if kernel_IxO.shape[::-1] != want_OxI or bias_O.shape != want_O:
             raise ConversionError(
-                f"layer {name} (torch {prefix}): jaxgan kernel {kernel_IxO.shape} and bias {bias_O.shape} "
-                f"do not fit torch weight {want_OxI} and bias {want_O}."
+                f"layer {name} (torch {prefix}): jaxgan kernel {kernel_IxO.shape} and bias {bias_O.shape} do not fit torch weight {want_OxI} and bias {want_O}."
             )
         dtype = like[f"{prefix}.weight"].dtype
         state_dict[f"{prefix}.weight"] = torch.from_numpy(np.array(kernel_IxO.T, order="C")).to(dtype)

@@ -87,9 +87,7 @@ def resolve_device(name: str | None) -> str:
     return device
 
 
-def build(
-    config: Config, data_dim: int, device, capturable: bool = False
-) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
+def build(config: Config, data_dim: int, device, capturable: bool = False) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
     """The article's modules and Adams; `capturable` Adams keep their step count on the GPU (a CUDA graph replays them)."""
     G = Generator(config.latent_dim, config.g_features, data_dim).to(device)
     D = Discriminator(data_dim, config.d_features, config.dropout).to(device)
@@ -105,13 +103,14 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
     """
     if config.non_article_options():
         raise ConfigError(
-            f"torch_baseline is the article's GAN only; {', '.join(config.non_article_options())} "
-            "is a jaxgan option: run it with scripts/train_jax.py."
+            f"torch_baseline is the article's GAN only; {', '.join(config.non_article_options())} is a jaxgan option: run it with scripts/train_jax.py."
         )
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
     run_info = {
-        **config.run_record("torch", device=device, loader=loader), "beta1": config.adam_beta1, "image_shape": list(train.image_shape),
+        **config.run_record("torch", device=device, loader=loader),
+        "beta1": config.adam_beta1,
+        "image_shape": list(train.image_shape),
     }
     torch.manual_seed(config.seed)
     G, D, g_optim, d_optim = build(config, int(np.prod(train.image_shape)), device)
@@ -145,9 +144,13 @@ class TorchTrainer:
 
     def snapshot(self) -> dict:
         return {
-            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
-            "g_optim": self.g_optim.state_dict(), "d_optim": self.d_optim.state_dict(), "step": self._step,
-            "torch_rng": torch.get_rng_state(), "shuffle_rng": self._shuffle.get_state(),
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "g_optim": self.g_optim.state_dict(),
+            "d_optim": self.d_optim.state_dict(),
+            "step": self._step,
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self._shuffle.get_state(),
             **({"cuda_rng": torch.cuda.get_rng_state()} if self.device.startswith("cuda") else {}),
         }
 
