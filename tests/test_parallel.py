@@ -107,8 +107,14 @@ def free_port() -> int:
 
 
 SMALL = Config(
-    epochs=2, batch_size=100, subset=400, g_features=(64, 128), d_features=(64, 32), latent_dim=16,
-    sample_every=1, checkpoint_every=1,
+    epochs=2,
+    batch_size=100,
+    subset=400,
+    g_features=(64, 128),
+    d_features=(64, 32),
+    latent_dim=16,
+    sample_every=1,
+    checkpoint_every=1,
 )
 
 # One process of a two-process run: what scripts/train_jax.py does after its flags, on a small model.
@@ -130,8 +136,7 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
     two = dataclasses.replace(small, workdir=str(tmp_path / "two")).to_dict()
     address = f"localhost:{free_port()}"
     procs = [
-        subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for i in range(2)
     ]
     fit(dataclasses.replace(small, workdir=str(tmp_path / "one")))  # here: one process, one device
@@ -157,8 +162,10 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
 
     # Process 0 refusing the workdir stops both processes with its sentence (none waits for it).
     address = f"localhost:{free_port()}"
-    again = [subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    again = [
+        subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in (0, 1)
+    ]
     for p in again:
         _, err = p.communicate(timeout=120)
         assert p.returncode != 0 and "already holds a run" in err
@@ -166,8 +173,16 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
     # Both processes resume; process 0 alone replays metrics.jsonl, and the result matches a one-process resume.
     resumed = dataclasses.replace(small, epochs=2, resume=True)
     address = f"localhost:{free_port()}"
-    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr({**two, "epochs": 2, "resume": True})],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS, address, str(i), repr({**two, "epochs": 2, "resume": True})],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in (0, 1)
+    ]
     fit(dataclasses.replace(resumed, workdir=str(tmp_path / "one")))
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -192,17 +207,19 @@ def test_a_process_other_than_0_writes_nothing(tmp_path, monkeypatch):
     "flags, message",
     [
         (["--devices", "2"], "--devices 2 does not fit this machine, which has 1 cpu device(s); choose from 1 to 1."),
-        (["--num-processes", "2", "--process-id", "0"],
-         "a multi-process run needs --coordinator-address, --num-processes, --process-id together; --coordinator-address is missing."),
-        (["--coordinator-address", "localhost:1", "--num-processes", "2", "--process-id", "2"],
-         "--process-id must be in [0, --num-processes=2), got 2."),
+        (
+            ["--num-processes", "2", "--process-id", "0"],
+            "a multi-process run needs --coordinator-address, --num-processes, --process-id together; --coordinator-address is missing.",
+        ),
+        (["--coordinator-address", "localhost:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, --num-processes=2), got 2."),
     ],
 )
 def test_devices_and_processes_that_do_not_fit_get_one_sentence(tmp_path, flags, message):
     result = subprocess.run(
-        [sys.executable, ROOT / "scripts" / "train_jax.py", "--subset", "200", "--batch-size", "100",
-         "--workdir", str(tmp_path / "run"), *flags],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, ROOT / "scripts" / "train_jax.py", "--subset", "200", "--batch-size", "100", "--workdir", str(tmp_path / "run"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {message}"
@@ -214,12 +231,11 @@ def test_one_device_is_a_mesh_of_one_and_trains_bit_for_bit_like_epochs_run():
     assert mesh.shape == {"data": 1}
     images_NxD = data.load("train", subset=SMALL.subset).flat_NxD
     fresh = lambda: create_train_state(make_gan(SMALL), jax.random.key(0))
-    sharded, sharded_metrics = epochs.compile(mesh, SMALL.batch_size)(
-        parallel.put_replicated(fresh(), mesh), parallel.put_replicated(images_NxD, mesh)
-    )
+    sharded, sharded_metrics = epochs.compile(mesh, SMALL.batch_size)(parallel.put_replicated(fresh(), mesh), parallel.put_replicated(images_NxD, mesh))
     plain, plain_metrics = epochs.run(fresh(), jax.numpy.asarray(images_NxD), SMALL.batch_size)
-    for a, b in zip(jax.tree.leaves((sharded.g_params, sharded.d_params, sharded_metrics)),
-                    jax.tree.leaves((plain.g_params, plain.d_params, plain_metrics)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves((sharded.g_params, sharded.d_params, sharded_metrics)), jax.tree.leaves((plain.g_params, plain.d_params, plain_metrics)), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ConfigError, match="--devices 0 does not fit"):
         parallel.data_mesh(batch_size=7, num_devices=0)

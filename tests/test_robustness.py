@@ -169,7 +169,9 @@ def start(script, workdir, epochs, *extra):
     """A real training process; later flags override SMALL's."""
     return subprocess.Popen(
         [sys.executable, ROOT / "scripts" / f"{script}.py", *SMALL, "--epochs", str(epochs), "--workdir", str(workdir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
