@@ -164,3 +164,8 @@ def test_the_command_check_can_fail(monkeypatch, capsys):
         with pytest.raises(SystemExit) as stop:
             parse_command(bad, monkeypatch)
         assert stop.value.code == 2
+
+
+def test_readme_stays_a_manual_of_at_most_300_lines():
+    # The depth belongs in docs/ (issue 25): a figure that does not fit goes to a page there.
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
