@@ -1,4 +1,4 @@
-"""The long-horizon check (jaxgan.longrun, scripts/long_horizon.py): its statistic on known numbers,
+"""The long-horizon check (jaxgan.longrun, sidebyside.groups, scripts/long_horizon.py): its statistic on known numbers,
 and, shrunk, jaxgan against torch_baseline over several seeds: one distribution, unless jaxgan is changed."""
 
 import json
@@ -9,8 +9,7 @@ from conftest import load_script
 
 from jaxgan import longrun
 from jaxgan.config import UserError
-
-long_horizon = load_script("long_horizon")
+from sidebyside import groups
 
 # 10 steps an epoch as in the article, at a size the suite affords.
 SHRUNK = {"epochs": 4, "batch_size": 20, "subset": 200}
@@ -87,27 +86,26 @@ def test_script_reads_folders_of_runs_and_writes_its_report(tmp_path, capsys):
             (tmp_path / name / f"seed_{i}.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "report.json"
     args = [str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out)]
-    assert long_horizon.main(args) == 0
+    assert load_script("long_horizon").main(args) == 0  # the script, once: its flags reach the check
     report = json.loads(out.read_text())
     assert set(report["shares"]["cand"]) == {"seed_0", "seed_1", "seed_2", "seed_3"}
     assert "VERDICT" in capsys.readouterr().out
     png = tmp_path / "pictures" / "runs.png"
-    argv = [str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--json", str(out), "--test-epochs", "3-6", "--plot", str(png)]
-    assert long_horizon.main(argv) == 0
+    assert groups.check(str(tmp_path / "ref"), str(tmp_path / "cand"), epochs=6, report_path=out, test_epochs="3-6", plot=png) == 0
     assert json.loads(out.read_text())["window_test"]["epochs"] == [3, 6]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert long_horizon.main([str(tmp_path / "ref"), str(tmp_path / "cand"), "--epochs", "6", "--test-epochs", "3..6"]) == 2
+    assert groups.check(str(tmp_path / "ref"), str(tmp_path / "cand"), epochs=6, test_epochs="3..6") == 2
     assert "--test-epochs takes FIRST-LAST" in capsys.readouterr().err
-    assert long_horizon.main([str(tmp_path / "nowhere"), "jaxgan"]) == 2
+    assert groups.check(str(tmp_path / "nowhere"), "jaxgan") == 2
     assert "is neither a trainer" in capsys.readouterr().err
 
 
 def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_path, monkeypatch, capsys):
-    assert long_horizon.group_flags("jaxgan:--one-d-pass") == {"one_d_pass": True}
-    assert long_horizon.group_flags("jaxgan:--lr 1e-3 --dropout 0") == {"lr": 1e-3, "dropout": 0.0}
+    assert groups.group_flags("jaxgan:--one-d-pass") == {"one_d_pass": True}
+    assert groups.group_flags("jaxgan:--lr 1e-3 --dropout 0") == {"lr": 1e-3, "dropout": 0.0}
     trained = []
-    monkeypatch.setattr(long_horizon, "train_group", lambda trainer, seeds, workdir, folder=None, **config: trained.append((trainer, folder, config)))
-    long_horizon.group("jaxgan:--one-d-pass", SEEDS, tmp_path, {"epochs": 2})
+    monkeypatch.setattr(groups, "train_group", lambda trainer, seeds, workdir, folder=None, **config: trained.append((trainer, folder, config)))
+    groups.group("jaxgan:--one-d-pass", SEEDS, tmp_path, {"epochs": 2})
     assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]
     for bad, says in [
         ("jaxgan:--one-d-pas", "unrecognized arguments: --one-d-pas"),
@@ -115,7 +113,7 @@ def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_pat
         ("jaxgan:--dtype bfloat16", "--dtype is not a group's to set"),
         ("jaxgan:", "no flags after the colon"),
     ]:
-        assert long_horizon.main([bad, "jaxgan", "--workdir", str(tmp_path)]) == 2
+        assert groups.check(bad, "jaxgan", workdir=tmp_path) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: group {bad!r}: {says}; ") and err.count("\n") == 1
     assert trained == [("jaxgan", "jaxgan_--one-d-pass", {"epochs": 2, "one_d_pass": True})]  # nothing trained for a bad group
@@ -123,12 +121,12 @@ def test_a_jaxgan_flags_group_trains_those_settings_under_its_own_folder(tmp_pat
 
 @pytest.fixture(scope="module")
 def torch_runs(tmp_path_factory):
-    return long_horizon.train_group("torch_baseline", SEEDS, tmp_path_factory.mktemp("lh"), **SHRUNK)
+    return groups.train_group("torch_baseline", SEEDS, tmp_path_factory.mktemp("lh"), **SHRUNK)
 
 
 @pytest.fixture(scope="module")
 def jax_runs(tmp_path_factory):
-    return long_horizon.train_group("jaxgan", SEEDS, tmp_path_factory.mktemp("lh"), **SHRUNK)
+    return groups.train_group("jaxgan", SEEDS, tmp_path_factory.mktemp("lh"), **SHRUNK)
 
 
 def test_jaxgan_and_torch_baseline_are_one_distribution(torch_runs, jax_runs):
@@ -139,7 +137,7 @@ def test_jaxgan_and_torch_baseline_are_one_distribution(torch_runs, jax_runs):
 
 def test_a_jaxgan_with_another_learning_rate_is_caught(torch_runs, tmp_path):
     # 5x the article's lr. (Dropout 0 instead of 0.3 was not caught over so few steps.)
-    changed = long_horizon.train_group("jaxgan", SEEDS, tmp_path, **SHRUNK, lr=1e-3)
+    changed = groups.train_group("jaxgan", SEEDS, tmp_path, **SHRUNK, lr=1e-3)
     report = longrun.compare(torch_runs, changed, SHRUNK["epochs"], names=("torch_baseline", "jaxgan"))
     assert not report["same_distribution"], longrun.verdict(report)
     assert report["median_share"]["jaxgan"] > 0.8, longrun.verdict(report)

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, load_script
 
+from sidebyside.groups import group_flags
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -155,7 +157,7 @@ def test_every_documented_command_parses_with_the_scripts_own_flags(page, comman
     args = parse_command(command, monkeypatch)
     for group in getattr(args, "reference", None), getattr(args, "candidate", None):
         if isinstance(group, str) and group.startswith("jaxgan:"):
-            load_script("long_horizon").group_flags(group)  # a jaxgan:FLAGS group's flags are train_jax.py's
+            group_flags(group)  # a jaxgan:FLAGS group's flags are train_jax.py's
 
 
 def test_the_command_check_can_fail(monkeypatch, capsys):
