@@ -1,10 +1,11 @@
+import argparse
 import json
 
 import jax
 import pytest
-from conftest import load_script
+from conftest import ROOT, load_script
 
-from jaxgan import flops
+from jaxgan import benchmark, data, flops
 from jaxgan.build import make_gan
 from jaxgan.config import Config
 from jaxgan.step import create_train_state, train_step
@@ -96,7 +97,7 @@ def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
         {"row": "jaxgan float32 rbg", "precision": "float32", "steps": 30, "seconds": 1.0},
         {"row": "jaxgan bfloat16 rbg", "precision": "bfloat16", "steps": 40, "seconds": 1.0},
     ]
-    done = {r["row"]: r for r in load_script("bench").finish(rows, 100)}
+    done = {r["row"]: r for r in benchmark.finish(rows, 100)}
     assert done["torch eager"]["jaxgan_lead"] == 15.0  # 30 steps/s over 2
     assert done["torch compile bf16 autocast"]["jaxgan_lead"] == 8.0  # 40 over 5
     assert done["torch compile bf16 autocast"]["x_eager"] == 2.5
@@ -105,36 +106,47 @@ def test_finish_gives_each_torch_row_jaxgan_s_lead_at_its_precision():
 
 
 @pytest.mark.parametrize(
-    "flag, values, option_row, saving",
+    "choice, option_row, saving",
     [
-        ("--d-passes", ["two", "one"], "jaxgan float32 threefry2x32 one-d-pass", "step_kernels"),
-        ("--dropout-bits", ["32", "8"], "jaxgan float32 threefry2x32 8-bit dropout", "xla_bytes_per_step"),
+        ({"d_passes": "one"}, "jaxgan float32 threefry2x32 one-d-pass", "step_kernels"),
+        ({"dropout_bits": 8}, "jaxgan float32 threefry2x32 8-bit dropout", "xla_bytes_per_step"),
     ],
     ids=["one-d-pass: fewer kernels", "8-bit dropout: fewer bytes"],
 )
-def test_bench_gives_a_jaxgan_row_for_each_choice_of_a_speed_option_with_what_it_saves(flag, values, option_row, saving, capsys):
-    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", flag, *values, "--compile-only"]
-    assert load_script("bench").main(argv) == 0
-    rows = {r["row"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
-    article, option = rows.pop("jaxgan float32 threefry2x32"), rows.pop(option_row)
-    assert not rows and option[saving] < article[saving]
+def test_bench_gives_a_jaxgan_row_for_each_choice_of_a_speed_option_with_what_it_saves(choice, option_row, saving):
+    images_NxD = data.load("train", subset=100).flat_NxD
+    article, option = (benchmark.compile_jax(images_NxD, 50, "highest", benchmark.JaxRow(**c)) for c in ({}, choice))
+    assert (article["row"], option["row"]) == ("jaxgan float32 threefry2x32", option_row)
+    assert option[saving] < article[saving]
     # The same products over the same rows: XLA's FLOPs per step agree (the dropout draws differ in size only).
     assert option["xla_flops_per_step"] == pytest.approx(article["xla_flops_per_step"], rel=0.02)
 
 
 def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fails_alone(monkeypatch, capsys):
-    bench = load_script("bench")
-    assert bench.JaxRow("float32", "rbg").name == "jaxgan float32 rbg"  # the defaults: the names as before
-    assert bench.JaxRow("bfloat16", "rbg", "one", "pallas", 8).name == "jaxgan bfloat16 rbg one-d-pass pallas 8-bit dropout"
+    assert benchmark.JaxRow("float32", "rbg").name == "jaxgan float32 rbg"  # the defaults: the names as before
+    assert benchmark.JaxRow("bfloat16", "rbg", "one", "pallas", 8).name == "jaxgan bfloat16 rbg one-d-pass pallas 8-bit dropout"
 
     def compile_jax(images_NxD, batch_size, precision, variant):
         if variant.dense == "pallas" and variant.d_passes == "one":
             raise RuntimeError("cannot lower\nmore")
         return {"row": variant.name, "precision": variant.dtype}
 
-    monkeypatch.setattr(bench, "compile_jax", compile_jax)
-    argv = ["--batch-size", "50", "--images", "100", "--jax", "float32", "--d-passes", "two", "one", "--dense", "xla", "pallas", "--compile-only"]
-    assert bench.main(argv) == 0
+    monkeypatch.setattr(benchmark, "compile_jax", compile_jax)
+    # --compile-only's flags (the script's defaults for the rest): it never runs the script again.
+    args = argparse.Namespace(
+        batch_size=50,
+        images=100,
+        precision="highest",
+        jax=["float32"],
+        prng=["threefry2x32"],
+        d_passes=["two", "one"],
+        dense=["xla", "pallas"],
+        dropout_bits=[32],
+        unroll=[1],
+        cache_dir=None,
+        compile_only=True,
+    )
+    assert benchmark.run(args, [], str(ROOT / "scripts" / "bench.py")) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [r["row"] for r in rows] == [
         "jaxgan float32 threefry2x32",
@@ -167,30 +179,26 @@ def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
     assert epochs.run.lower(fresh(), images, 32, unroll=unroll).as_text() != epochs.run.lower(fresh(), images, 32).as_text()
 
 
-def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(tmp_path):
-    out = tmp_path / "bench.json"
-    argv = [
-        "--batch-size",
-        "50",
-        "--images",
-        "200",
-        "--steps",
-        "2",
-        "--torch",
-        "--jax",
-        "float32",
-        "--unroll",
-        "1",
-        "2",
-        "--no-warm",
-        "--xla-flags",
-        "min-graph-size-1",
-        "xla_no_such_flag=1",
-        "--json",
-        str(out),
-    ]
-    assert load_script("bench").main(argv) == 0
-    rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
+def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll():
+    # The flags --xla-flags passes on to scripts/bench.py in the other process.
+    args = argparse.Namespace(
+        batch_size=50,
+        images=200,
+        steps=2,
+        precision="highest",
+        jax=["float32"],
+        prng=["threefry2x32"],
+        d_passes=["two"],
+        dense=["xla"],
+        dropout_bits=[32],
+        unroll=[1, 2],
+    )
+    variants = [benchmark.JaxRow(unroll=u) for u in args.unroll]
+    images_NxD = data.load("train", subset=200).flat_NxD
+    rows = [benchmark.bench_jax(images_NxD, 50, 2, "highest", v) for v in variants]
+    for flags in ("min-graph-size-1", "xla_no_such_flag=1"):
+        rows += benchmark.with_xla_flags(args, flags, variants, str(ROOT / "scripts" / "bench.py"))
+    rows = {r["row"]: r for r in benchmark.finish(rows, 50)}
     base = "jaxgan float32 threefry2x32"
     assert list(rows) == [
         base,
@@ -213,10 +221,10 @@ def test_bench_times_each_xla_flag_set_in_a_process_of_its_own_and_each_unroll(t
 
 
 def test_bench_refuses_an_xla_flag_set_it_does_not_know_and_an_unroll_that_splits_a_step_in_one_sentence(capsys):
-    with pytest.raises(SystemExit):
-        load_script("bench").main(["--xla-flags", "command-buffers-please"])
-    assert "'command-buffers-please' is neither a flag set (no-command-buffers, " in capsys.readouterr().err
-    assert load_script("bench").main(["--batch-size", "50", "--images", "150", "--unroll", "1", "2"]) == 2
+    with pytest.raises(argparse.ArgumentTypeError, match="'command-buffers-please' is neither a flag set \\(no-command-buffers, "):
+        benchmark.xla_flag_set("command-buffers-please")
+    args = argparse.Namespace(batch_size=50, images=150, unroll=[1, 2])
+    assert benchmark.run(args, [], str(ROOT / "scripts" / "bench.py")) == 2
     assert capsys.readouterr().err == "error: --unroll 2 does not divide an epoch's 3 steps; choose a divisor.\n"
 
 
