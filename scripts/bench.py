@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxgan import benchmark
-from jaxgan.benchmark import JAX_VARIANTS, XLA_FLAG_SETS, xla_flag_set
 from jaxgan.config import DENSE, DROPOUT_BITS, PRNG_IMPLS
+from sidebyside import benchmark
+from sidebyside.benchmark import JAX_VARIANTS, XLA_FLAG_SETS, xla_flag_set
 from torch_baseline.bench import TORCH_ROWS
 
 

@@ -5,10 +5,11 @@ import jax
 import pytest
 from conftest import ROOT, load_script
 
-from jaxgan import benchmark, data, flops
+from jaxgan import data, flops
 from jaxgan.build import make_gan
 from jaxgan.config import Config
 from jaxgan.step import create_train_state, train_step
+from sidebyside import benchmark
 
 
 def test_flop_count_by_hand_for_a_tiny_model():
