@@ -271,6 +271,14 @@ def predict(samples_NxD: np.ndarray) -> np.ndarray:
     return classifier.embed(classifier_params(), samples_NxD)[1].argmax(1)
 
 
+def evaluate_generator(gan, g_params, n: int, seed: int, reference: Reference | None = None) -> dict:
+    """The sample quality of a jaxgan generator, as a run's --eval-every measures it: n samples of seed's
+    noise against the test reference of (n, seed) (or `reference`), tagged when G's EMA drew them."""
+    samples = generate_jax(gan, g_params, n, seed)
+    figures = evaluate_samples(samples, reference or test_reference(n, seed), sample_labels(gan.num_classes, n))
+    return figures | ({"generator": "ema"} if gan.ema_decay else {})
+
+
 def generate_jax(gan, g_params, n: int, seed: int, batch_size: int = 1000) -> np.ndarray:
     """n samples [n, D] from the noise `reporting.fixed_noise(n, latent_dim, seed)`, in batches
     (a conditional G's for `sample_labels(num_classes, n)`), one compiled program a batch shape."""

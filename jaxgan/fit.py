@@ -86,9 +86,7 @@ def fit(
     trainer = JaxTrainer(gan, state, run_epoch, images_NxD, labels_N, image_shape, steps_per_epoch, split)
 
     def evaluate_now() -> dict:
-        samples = evaluate.generate_jax(gan, jax.device_get(trainer.sampling_params()), config.eval_n, config.seed)
-        figures = evaluate.evaluate_samples(samples, eval_reference, evaluate.sample_labels(gan.num_classes, config.eval_n))
-        return figures | ({"generator": "ema"} if gan.ema_decay else {})
+        return evaluate.evaluate_generator(gan, jax.device_get(trainer.sampling_params()), config.eval_n, config.seed, eval_reference)
 
     team = loop.Team(parallel.is_main_process(), parallel.share_refusal, parallel.wait_for_all)
     if gan.ema_decay and team.is_main:

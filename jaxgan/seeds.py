@@ -207,10 +207,7 @@ class _Run:
 
     def evaluate(self, view: JaxTrainer, seed: int) -> dict:
         """A member's sample quality, as `jaxgan.fit` evaluates the run of its seed."""
-        n = self.config.eval_n
-        samples = evaluate.generate_jax(self.gan, jax.device_get(view.sampling_params()), n, seed)
-        figures = evaluate.evaluate_samples(samples, evaluate.test_reference(n, seed), evaluate.sample_labels(self.gan.num_classes, n))
-        return figures | ({"generator": "ema"} if self.gan.ema_decay else {})
+        return evaluate.evaluate_generator(self.gan, jax.device_get(view.sampling_params()), self.config.eval_n, seed)
 
     def finish(self) -> None:
         """Each member's final pictures, params and summary.json, then the table of members (seeds.json last)."""
