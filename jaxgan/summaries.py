@@ -46,6 +46,8 @@ class TensorBoard:
         if self._first_epoch == 1:
             for old in self._workdir.glob("events.out.tfevents.*"):
                 old.unlink()
+        else:
+            _wait_for_a_later_second(self._workdir)
         self._writer = EventFileWriter(str(self._workdir))
         if self._first_epoch > 1:
             # TensorBoard's reader drops every event at or after the step of a START.
@@ -81,6 +83,16 @@ class TensorBoard:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _wait_for_a_later_second(workdir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name is
+    events.out.tfevents.SECONDS.HOST.PID.COUNTER: a file begun in the same second by the same
+    process (a resume in a notebook, a test) would sort by the counter as text (10 before 9).
+    Waiting, at most a second, for a later second puts the resumed run's file after the others."""
+    seconds = [int(p.name.split(".")[3]) for p in workdir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.02)
 
 
 def save_progress_gif(samples_dir: Path, path: Path, last_epoch: int) -> int:

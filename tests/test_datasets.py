@@ -167,7 +167,11 @@ def test_progress_gif_has_one_frame_per_grid_of_this_run(tmp_path):
     assert centres == [0, 128, 192]  # the three grids' grey levels (0, 0.5 and 0.75 of 255, as matplotlib rounds them), in epoch order
 
 
-def test_resumed_run_replaces_tensorboard_events_written_after_its_checkpoint(tmp_path):
+def test_resumed_run_replaces_tensorboard_events_written_after_its_checkpoint(tmp_path, monkeypatch):
+    from tensorboard.summary.writer import event_file_writer
+
+    # The process's writers counted to 9: the resumed run's file gets 10, a name that sorts before 9's in the same second.
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
     with summaries.TensorBoard(tmp_path) as tb:
         for epoch in (1, 2, 3):
             tb.scalars({"epoch": epoch, "d_loss": float(epoch)})
