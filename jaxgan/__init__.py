@@ -14,8 +14,8 @@ What a prototype imports (each module documents itself):
 - `jaxgan.fit`: `fit(config, gan=...)`, the loop with metrics, sample grids, checkpoints,
   TensorBoard and evaluation; `load_final_params(workdir)`.
 - `jaxgan.evaluate`: `generate_jax`, `evaluate_samples` (FID, precision/recall, modes, class accuracy).
-- `jaxgan.config`: `Config`, the settings both trainers share (pure Python: importing it loads no JAX);
-  `Config.from_recipe(name)`, a named recipe (`jaxgan/recipes/NAME.toml`).
 
-This package's `__init__` imports nothing, so `jaxgan.config` and `jaxgan.data` stay free of JAX.
+What both trainers share (`gancore.config.Config` and `Config.from_recipe(name)`, the data, the loop,
+run folders, reports) is the package `gancore`, which imports neither JAX nor torch; `torch_baseline` imports only that.
+This package's `__init__` imports nothing, so importing one module loads only what that module needs.
 """

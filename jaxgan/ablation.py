@@ -13,11 +13,11 @@ import json
 import time
 from pathlib import Path
 
-from jaxgan.config import Config, ConfigError, read_recipe
+from gancore.config import Config, ConfigError, read_recipe
 
 
 def recipe_of(name: str) -> dict:
-    """A recipe's settings (jaxgan/recipes/NAME.toml, the one definition) but its budget, which --epochs
+    """A recipe's settings (gancore/recipes/NAME.toml, the one definition) but its budget, which --epochs
     and --batch-size give; config.json records the recipe's name."""
     return {k: v for k, v in read_recipe(name).items() if k not in ("epochs", "batch_size")} | {"recipe": name}
 
@@ -76,7 +76,8 @@ def variant_configs(variants: str, base: Config, seeds: int, workdir: Path) -> d
 
 def ablate(configs: dict[str, Config], workdir: Path) -> Path:
     """Trains and evaluates each variant (with `seeds`, its seeds as one program); returns `workdir`."""
-    from jaxgan import data, evaluate
+    from gancore import data
+    from jaxgan import evaluate
 
     first = next(iter(configs.values()))
     seeds = list(first.member_seeds or (first.seed,))
@@ -107,7 +108,8 @@ def _variant(name: str, config: Config, reference) -> dict:
     """One variant's figures: the mean over its seeds, their sd, and each seed's own."""
     import numpy as np
 
-    from jaxgan import evaluate, runs
+    from gancore import runs
+    from jaxgan import evaluate
     from jaxgan.build import gan_of_run
     from jaxgan.fit import fit, load_final_params
 

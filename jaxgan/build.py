@@ -1,4 +1,4 @@
-"""The `GAN` a `jaxgan.config.Config` describes: its networks, losses and optimiser settings.
+"""The `GAN` a `gancore.config.Config` describes: its networks, losses and optimiser settings.
 
 A run's config.json rebuilds the same GAN (`gan_of_run`), for sampling and evaluation.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from gancore.config import Config, ConfigError
 from jaxgan import losses
-from jaxgan.config import Config, ConfigError
 from jaxgan.gan import GAN
 from jaxgan.models import DCDiscriminator, DCGenerator, Discriminator, Generator, SpectralNormed
 
@@ -23,7 +23,7 @@ def make_gan(
     num_classes: int = 10,
     dense: str = "xla",
 ) -> GAN:
-    """The GAN a `jaxgan.config.Config` describes (the article's by default).
+    """The GAN a `gancore.config.Config` describes (the article's by default).
 
     `image_shape` matters for --arch dcgan only; `num_classes` for --conditional only;
     `dense` ("xla" or "pallas", --dense) for --arch mlp only.

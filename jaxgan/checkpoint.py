@@ -4,7 +4,7 @@ A checkpoint is `WORKDIR/checkpoints/<epoch>/` holding two items: `state` (the
 state's arrays) and `meta` (the config, the epoch and a sha256 of the arrays).
 Orbax writes each into a temporary folder and renames it when complete, so a
 crash never leaves a half-written checkpoint under a final name; the digest
-catches one altered afterwards. `jaxgan.resume.restore_latest` takes the newest
+catches one altered afterwards. `gancore.resume.restore_latest` takes the newest
 checkpoint that reads back intact.
 
 Saving is asynchronous: `save` returns once the arrays are on the host and digested, and
@@ -28,7 +28,7 @@ from jaxgan.step import TrainState
 
 # Orbax logs through absl (every save at INFO; a failed write as ERROR tracebacks, many times over), and
 # tensorstore's reads left pending by a failure end in "Event loop is closed" errors after Orbax's asyncio
-# loop is gone. The user reads one sentence about a failure (jaxgan.runs): these go to a file, never the terminal.
+# loop is gone. The user reads one sentence about a failure (gancore.runs): these go to a file, never the terminal.
 _THIRD_PARTY = ("absl", "asyncio")
 LOG_NAME = "orbax.log"
 

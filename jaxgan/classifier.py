@@ -21,7 +21,7 @@ import optax
 from flax import linen as nn
 from flax import serialization
 
-from jaxgan.data import DataError
+from gancore.data import DataError
 
 WEIGHTS_PATH = Path(__file__).parent / "assets" / "mnist_classifier.msgpack"
 WEIGHTS_SHA256 = "e03da4d02afb77b878d597f2790c396c42f753525b6185daada574b092493ac0"

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from jaxgan.config import UserError
+from gancore.config import UserError
 
 ENV_DIR = "JAXGAN_CACHE_DIR"
 ENV_OFF = "JAXGAN_NO_CACHE"

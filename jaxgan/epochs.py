@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gancore.data import steps_per_epoch, to_unit_range
 from jaxgan import parallel
-from jaxgan.data import steps_per_epoch, to_unit_range
 from jaxgan.step import Metrics, TrainState, along_batch, step_keys, step_on_batches
 
 

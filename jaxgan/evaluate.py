@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import classifier, data, files, metrics, reporting, runs
+from gancore import data, files, reporting, runs
+from jaxgan import classifier, metrics
 
 N_TEST = 10_000
 PR_K = 3

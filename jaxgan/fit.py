@@ -6,7 +6,7 @@ checkpoints/<epoch>/ (Orbax: every --checkpoint-every epochs, at the end and on
 Ctrl-C) and final_params/ (the last G and D params, and G's EMA with --ema-decay:
 `load_final_params`); with --eval-every, best_params/ (those of the best FID so far).
 With --ema-decay the grids and the evaluations use G's EMA.
-TensorBoard events, progress.gif and interpolation.png (jaxgan.summaries).
+TensorBoard events, progress.gif and interpolation.png (gancore.summaries).
 Trains on every device (`jaxgan.parallel`); with several processes, process 0
 alone writes the files and every process takes part in the checkpoints.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgan import compiles, data, epochs, evaluate, loop, parallel
+from gancore import data, loop
+from gancore.config import Config, ConfigError
+from jaxgan import compiles, epochs, evaluate, parallel
 from jaxgan.build import make_gan
-from jaxgan.config import Config, ConfigError
 from jaxgan.gan import GAN
 from jaxgan.step import create_train_state, init_train_state
 from jaxgan.trainer import JaxTrainer, run_record

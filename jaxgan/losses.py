@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan import config
+from gancore import config
 
 
 def bce(logits_B: jax.Array, target: float) -> jax.Array:
@@ -117,7 +117,7 @@ def r1_penalty(critic: Callable[[jax.Array], jax.Array], x_real_BxD: jax.Array) 
     return 0.5 * jnp.mean(jnp.sum(grads_BxD**2, axis=-1))
 
 
-# By name, as jaxgan.config declares them (the names the flags take): d_<name> and g_<name> above.
+# By name, as gancore.config declares them (the names the flags take): d_<name> and g_<name> above.
 D_LOSSES: dict[str, Callable[..., jax.Array]] = {name: globals()[f"d_{name}"] for name in config.D_LOSSES}
 G_LOSSES: dict[str, Callable[..., jax.Array]] = {name: globals()[f"g_{name}"] for name in config.G_LOSSES}
 

@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgan.config import ConfigError
+from gancore.config import ConfigError
 
 DATA = "data"
 

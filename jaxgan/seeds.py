@@ -6,7 +6,7 @@ interpolation.png, final_params/, best_params/ with --eval-every, summary.json),
 scripts/evaluate.py reads it as any run. WORKDIR holds config.json (the seeds), the table of
 members (seeds.json, and seeds.md to read) and the checkpoints, each one Orbax checkpoint of the
 stacked state: the members are always at one epoch, so a checkpoint is one atomic write with
-one digest, `--resume` restores every member from the same intact epoch (`jaxgan.resume`), and
+one digest, `--resume` restores every member from the same intact epoch (`gancore.resume`), and
 its meta records which members had stopped. A member that diverges stops there: metrics.jsonl
 ends at its last finite epoch, its state stays frozen at it (final_params), the others go on.
 The program runs on one device of one process.
@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxgan import data, evaluate, files, loop, reporting, resume, runs, stacked, summaries
+from gancore import data, files, loop, reporting, resume, runs, summaries
+from gancore.config import Config, ConfigError, seeds_text
+from jaxgan import evaluate, stacked
 from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
-from jaxgan.config import Config, ConfigError, seeds_text
 from jaxgan.gan import GAN
 from jaxgan.step import init_train_state
 from jaxgan.trainer import JaxTrainer, run_record
@@ -86,7 +87,7 @@ def _prepare(config: Config, top_info: dict, members: dict[int, Config], infos: 
 
 
 class _Run:
-    """The life of the members' run: `jaxgan.loop`'s, once for all of them, each member writing its own folder."""
+    """The life of the members' run: `gancore.loop`'s, once for all of them, each member writing its own folder."""
 
     def __init__(
         self,
@@ -117,7 +118,7 @@ class _Run:
         return views
 
     def resume(self) -> int:
-        """The first epoch to train, after restoring the newest intact stacked checkpoint (as `jaxgan.resume.resume_run`)."""
+        """The first epoch to train, after restoring the newest intact stacked checkpoint (as `gancore.resume.resume_run`)."""
         top = Path(self.config.workdir)
         restored = resume.restore_latest(self.checkpointer, self.trainer.state)
         if restored is None:

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import epochs, reporting
+from gancore import reporting
+from jaxgan import epochs
 from jaxgan.step import TrainState
 
 # The leaves an update changes (the key never does: steps fold their number into it).

@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxgan import losses, reporting
+from gancore import reporting
+from jaxgan import losses
 from jaxgan.gan import GAN
 from jaxgan.models import SpectralNormed
 

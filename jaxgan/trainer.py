@@ -1,4 +1,4 @@
-"""jaxgan's side of `jaxgan.loop`: a `TrainState` on a mesh, its compiled epoch, and the run's config.json.
+"""jaxgan's side of `gancore.loop`: a `TrainState` on a mesh, its compiled epoch, and the run's config.json.
 
 `fit` builds one `JaxTrainer` for a run; `jaxgan.seeds` one view a seed of its stacked state.
 """
@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import compiles, files, parallel, reporting, runs
-from jaxgan.config import Config
+from gancore import files, reporting, runs
+from gancore.config import Config
+from jaxgan import compiles, parallel
 from jaxgan.gan import GAN
 from jaxgan.step import TrainState, generate_jit
 
@@ -43,7 +44,7 @@ def run_record(config: Config, gan: GAN, image_shape: tuple[int, ...], *, dtype,
 
 
 class JaxTrainer:
-    """jaxgan's side of `jaxgan.loop`: a `TrainState` on the mesh and its compiled epoch."""
+    """jaxgan's side of `gancore.loop`: a `TrainState` on the mesh and its compiled epoch."""
 
     def __init__(
         self,

@@ -21,9 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from gancore.config import Config
+from gancore.runs import run_cli
 from jaxgan.ablation import VARIANTS, ablate, variant_configs
-from jaxgan.config import Config
-from jaxgan.runs import run_cli
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ Rows (each times the same step: one D update and one G update at --batch-size):
 (the PyTorch rows: torch_baseline.bench)
 
 Reports steps/s, images/s, TFLOP/s (analytic count of the matrix products,
-jaxgan.flops), compile s, peak device memory, speed relative to torch eager, and
+gancore.flops), compile s, peak device memory, speed relative to torch eager, and
 jaxgan's lead over each PyTorch row at the same precision (the first jaxgan row
 of float32 or bfloat16 products). jaxgan rows: XLA's cost analysis of the
 compiled epoch per step, its fusions and kernels (jaxgan.xla_stats), and the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxgan.config import DENSE, DROPOUT_BITS, PRNG_IMPLS
+from gancore.config import DENSE, DROPOUT_BITS, PRNG_IMPLS
 from sidebyside import benchmark
 from sidebyside.benchmark import JAX_VARIANTS, XLA_FLAG_SETS, xla_flag_set
 from torch_baseline.bench import TORCH_ROWS

@@ -10,9 +10,10 @@ import sys
 import jax
 import numpy as np
 
-from jaxgan import data, step
+from gancore import data
+from gancore.config import Config
+from jaxgan import step
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 
 
 def main(argv=None) -> int:

@@ -7,8 +7,8 @@ samples.png (both final grids from the same fixed noise).
 
 import sys
 
-from jaxgan.config import TORCH, build_parser, from_flags
-from jaxgan.runs import run_cli
+from gancore.config import TORCH, build_parser, from_flags
+from gancore.runs import run_cli
 
 
 def main(argv=None) -> int:

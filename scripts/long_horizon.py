@@ -6,7 +6,7 @@ one compiled program, as train_jax.py --seeds), `jaxgan:FLAGS`
 (jaxgan with train_jax.py's run-defining flags, e.g. `jaxgan:--one-d-pass`, trained under
 a folder of its own), or a folder of finished runs (metrics .jsonl files or workdirs, e.g. runs of the article's
 own code). Each run is scored by its share of per-epoch figures outside the leave-one-out
-band of the reference group (jaxgan.longrun), and a one-sided Mann-Whitney U test asks
+band of the reference group (gancore.longrun), and a one-sided Mann-Whitney U test asks
 whether the candidate's shares are larger. Prints the verdict and writes JSON.
 
     python scripts/long_horizon.py torch_baseline jaxgan --epochs 30 --seeds 1 2 3 4 \\

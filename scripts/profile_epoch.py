@@ -59,9 +59,10 @@ def main(argv=None) -> int:
         return 2
     import jax
 
-    from jaxgan import data, xla_stats
+    from gancore import data
+    from gancore.config import Config
+    from jaxgan import xla_stats
     from jaxgan.build import make_gan
-    from jaxgan.config import Config
     from jaxgan.epochs import run as train_epoch
     from jaxgan.step import create_train_state
 

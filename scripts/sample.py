@@ -5,14 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from jaxgan import stops  # the standard library only
+from gancore import stops  # the standard library only
 
 if __name__ == "__main__":  # first: Ctrl-C or SIGTERM at any moment ends in one line (nothing is half-written)
     stops.install()
 
-from jaxgan import files, reporting
-from jaxgan.config import Config, UserError
-from jaxgan.runs import read_run_config
+from gancore import files, reporting
+from gancore.config import Config, UserError
+from gancore.runs import read_run_config
 from sidebyside.samples import checkpoint_samples
 
 

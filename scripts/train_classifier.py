@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxgan.data import DataError
+from gancore.data import DataError
 
 
 def main(argv=None) -> int:
@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import optax
 
-    from jaxgan import classifier, data
+    from gancore import data
+    from jaxgan import classifier
 
     try:
         train, test = data.load("train"), data.load("test")

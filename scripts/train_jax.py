@@ -8,13 +8,13 @@ per host with --coordinator-address, --num-processes and --process-id (or the
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID variables).
 """
 
-from jaxgan import stops  # the standard library only
+from gancore import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import JAX, build_parser, from_flags
-from jaxgan.runs import run_cli
+from gancore.config import JAX, build_parser, from_flags
+from gancore.runs import run_cli
 
 
 def main(argv=None) -> int:

@@ -5,13 +5,13 @@ outputs; defaults are the article's full
 run (2000 epochs at batch 6000 through its per-image DataLoader).
 """
 
-from jaxgan import stops  # the standard library only
+from gancore import stops  # the standard library only
 
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import TORCH, build_parser, from_flags
-from jaxgan.runs import run_cli
+from gancore.config import TORCH, build_parser, from_flags
+from gancore.runs import run_cli
 
 
 def main(argv=None) -> int:

@@ -18,9 +18,10 @@ import time
 
 import numpy as np
 
-from jaxgan import compile_cache, data, runs, xla_stats
-from jaxgan.config import Config
-from jaxgan.flops import step_flops
+from gancore import data, runs
+from gancore.config import Config
+from gancore.flops import step_flops
+from jaxgan import compile_cache, xla_stats
 from torch_baseline.bench import TORCH_ROWS, bench_torch
 
 JAX_VARIANTS = ("float32", "bfloat16")

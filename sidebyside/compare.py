@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import Config, ConfigError
+from gancore.config import Config, ConfigError
 
 # With dropout on and their own random numbers, long runs drift apart like two
 # seeds: the per-epoch seed std of the losses measured 0.06-0.10 at the sizes of
@@ -90,7 +90,7 @@ def compare(config: Config, *, device: str | None = None, loader: str = "article
     import jax
     import torch
 
-    from jaxgan import data, reporting
+    from gancore import data, reporting
     from jaxgan.fit import fit as fit_jax
     from sidebyside import lockstep
     from torch_baseline import convert

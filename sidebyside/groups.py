@@ -1,5 +1,5 @@
 """The long-horizon check's groups of runs (scripts/long_horizon.py): each group trained, or read
-when its runs are finished, then held against the other with `jaxgan.longrun`.
+when its runs are finished, then held against the other with `gancore.longrun`.
 
 A group is `jaxgan` or `torch_baseline` (trained through their Python APIs: torch one run a seed,
 jaxgan every seed as one compiled program, as train_jax.py --seeds), `jaxgan:FLAGS` (jaxgan with
@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxgan import longrun, reporting
-from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser, seeds_text
-from jaxgan.runs import EXIT_BAD_INPUT
+from gancore import longrun, reporting
+from gancore.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser, seeds_text
+from gancore.runs import EXIT_BAD_INPUT
 
 TRAINERS = ("jaxgan", "torch_baseline")
 

@@ -12,9 +12,9 @@ import jax
 import numpy as np
 import torch
 
+from gancore.config import Config
+from gancore.data import to_unit_range
 from jaxgan.build import make_gan
-from jaxgan.config import Config
-from jaxgan.data import to_unit_range
 from jaxgan.gan import GAN
 from jaxgan.step import create_train_state, update
 from torch_baseline import convert, model

@@ -1,7 +1,7 @@
 """Samples of a run of either framework, as NumPy: from its final generator (`final_samples`) or from
 its newest intact checkpoint (`checkpoint_samples`, scripts/sample.py's, also of a run still training).
 
-Both frameworks get the same noise, `jaxgan.reporting.fixed_noise(n, latent_dim, seed)`.
+Both frameworks get the same noise, `gancore.reporting.fixed_noise(n, latent_dim, seed)`.
 Torch and JAX are imported only for a run of their own framework.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import Config, UserError
+from gancore.config import Config, UserError
 
 
 def jax_samples(workdir: Path, config: dict, n: int, seed: int, generator: str = "raw") -> np.ndarray:
@@ -88,7 +88,7 @@ def _torch_checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) ->
 
 def _newest(checkpointer, like):
     """The newest intact checkpoint, corrupt ones left where they are (set_aside=False: a reader changes nothing)."""
-    from jaxgan.resume import restore_latest
+    from gancore.resume import restore_latest
 
     restored = restore_latest(checkpointer, like, set_aside=False)
     if restored is None:

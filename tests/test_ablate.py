@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from gancore.config import Config, ConfigError
 from jaxgan.ablation import VARIANTS, ablate, variant_configs
-from jaxgan.config import Config, ConfigError
 
 
 def test_seeds_give_mean_and_sd_of_every_figure_beside_the_floor(tmp_path):

@@ -5,9 +5,9 @@ import jax
 import pytest
 from conftest import ROOT, load_script
 
-from jaxgan import data, flops
+from gancore import data, flops
+from gancore.config import Config
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 from jaxgan.step import create_train_state, train_step
 from sidebyside import benchmark
 
@@ -162,7 +162,8 @@ def test_bench_names_a_row_for_each_d_pass_count_and_dense_and_a_pallas_row_fail
 def test_an_unrolled_epoch_trains_like_the_rolled_one(unroll):
     import numpy as np
 
-    from jaxgan import data, epochs
+    from gancore import data
+    from jaxgan import epochs
 
     config = Config(batch_size=32, g_features=(32, 64), d_features=(32, 16), latent_dim=8)
     images = jax.numpy.asarray(data.load("train", subset=6 * 32).flat_NxD)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxgan import classifier, data
+from gancore import data
+from jaxgan import classifier
 
 
 def test_committed_classifier_is_accurate_on_test_images():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgan import reporting
-from jaxgan.config import Config, ConfigError
+from gancore import reporting
+from gancore.config import Config, ConfigError
 from jaxgan.fit import load_final_params
 from sidebyside.compare import compare
 from torch_baseline import convert

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gancore.config import UserError
 from jaxgan import compile_cache
-from jaxgan.config import UserError
 
 # A fresh process: turn the cache on (folder from the environment), compile a small
 # function (well under JAX's default one-second threshold), report the cache hits of

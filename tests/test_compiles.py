@@ -1,4 +1,4 @@
-"""A run's XLA programs (jaxgan.compiles) and its writer thread (jaxgan.background): few programs, none
+"""A run's XLA programs (jaxgan.compiles) and its writer thread (gancore.background): few programs, none
 compiled op by op, none compiled again on a rerun with the cache, and a slow writer never holds the training."""
 
 import dataclasses
@@ -12,8 +12,9 @@ import time
 import pytest
 from conftest import ROOT, load_script
 
-from jaxgan import background, compile_cache, fit, loop
-from jaxgan.config import Config
+from gancore import background, loop
+from gancore.config import Config
+from jaxgan import compile_cache, fit
 
 # Every program a plain run builds: the initial state, the epoch, the finiteness check, G at the grid's
 # and at the interpolation's batch. An operation's name here (dot, add, ...) would be one run eagerly.

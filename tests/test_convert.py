@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgan import data, models
+from gancore import data
+from gancore.config import Config
+from jaxgan import models
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 from jaxgan.step import create_train_state, discriminate, generate
 from torch_baseline import convert
 from torch_baseline import model as torch_model

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from jaxgan import data
+from gancore import data
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:

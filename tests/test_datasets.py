@@ -12,8 +12,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_data import write_idx
 
-from jaxgan import data, reporting, runs, sources, summaries
-from jaxgan.config import Config, ConfigError
+from gancore import data, reporting, runs, sources, summaries
+from gancore.config import Config, ConfigError
 
 TINY = dict(latent_dim=8, g_features=(16,), d_features=(16,), batch_size=16, epochs=2, sample_every=1)
 
@@ -83,7 +83,7 @@ def test_unreachable_network_is_said_in_one_sentence(monkeypatch):
 
 def test_importing_the_data_module_or_loading_mnist_leaves_tfds_unimported(python):
     check = (
-        "import sys, jaxgan.data, jaxgan.fit; jaxgan.data.load('train', subset=10); "
+        "import sys, gancore.data, jaxgan.fit; gancore.data.load('train', subset=10); "
         "sys.exit('tensorflow_datasets imported' if 'tensorflow_datasets' in sys.modules else 0)"
     )
     result = subprocess.run([python, "-c", check], capture_output=True, text=True)

@@ -7,7 +7,8 @@ import optax
 import pytest
 from flax import linen as nn
 
-from jaxgan import data, models
+from gancore import data
+from jaxgan import models
 
 Z = 128
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from gancore.config import Config, ConfigError
 from jaxgan.build import make_gan
-from jaxgan.config import Config, ConfigError
 from jaxgan.gan import GAN
 from jaxgan.models import BitsDropout, Discriminator, Generator, keep_mask, keep_probability
 from jaxgan.step import create_train_state, train_step

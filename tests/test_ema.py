@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from jaxgan import build, checkpoint, evaluate, fit, runs, step
-from jaxgan.config import Config, ConfigError
+from gancore import runs
+from gancore.config import Config, ConfigError
+from gancore.reporting import fixed_noise, read_metrics
+from jaxgan import build, checkpoint, evaluate, fit, step
 from jaxgan.models import Discriminator, Generator
-from jaxgan.reporting import fixed_noise, read_metrics
 from sidebyside.samples import checkpoint_samples
 
 SMALL = Config(epochs=3, batch_size=50, subset=200, g_features=(32, 64), d_features=(32,), checkpoint_every=1, keep_checkpoints=5)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from jaxgan import classifier, data, evaluate, metrics
-from jaxgan.config import Config
-from jaxgan.reporting import read_metrics
+from gancore import data
+from gancore.config import Config
+from gancore.reporting import read_metrics
+from jaxgan import classifier, evaluate, metrics
 
 N = 100
 

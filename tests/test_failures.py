@@ -93,12 +93,12 @@ def test_outputs_into_a_folder_that_cannot_be_written_are_refused_first(script, 
 
 
 def test_a_second_ctrl_c_or_one_during_start_up_is_one_line(tmp_path, capsys, monkeypatch):
-    import jaxgan.data
+    import gancore.data
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jaxgan.data, "load", interrupted)
+    monkeypatch.setattr(gancore.data, "load", interrupted)
     assert train("train_torch", tmp_path / "run", 1) == 130
     assert capsys.readouterr().err.startswith("stopped: interrupted")
 
@@ -261,12 +261,12 @@ def test_a_value_argparse_refuses_is_one_line_not_the_usage_block(flags, tmp_pat
 def test_a_stop_before_the_run_exists_does_not_advise_resume_and_leaves_no_workdir(tmp_path, capsys, monkeypatch):
     import pathlib
 
-    import jaxgan.data
+    import gancore.data
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache.npz"))
 
-    monkeypatch.setattr(jaxgan.data, "load", full)
+    monkeypatch.setattr(gancore.data, "load", full)
     assert train("train_torch", tmp_path / "run", 1) == 2
     err = capsys.readouterr().err
     assert err.endswith("free some space or fix the folder, then run the same command again.\n"), err

@@ -1,15 +1,21 @@
-"""The layers hold: jaxgan imports no torch, torch_baseline no JAX, and what needs both lives in sidebyside.
+"""The layers hold: gancore imports neither JAX nor torch, jaxgan no torch, torch_baseline only gancore and no
+JAX, and what needs both lives in sidebyside.
 
-Read from the source with `ast`, so an import inside a function counts as much as one at the top.
+Read from the source with `ast`, so an import inside a function counts as much as one at the top; and checked
+by importing each package in a fresh interpreter, so an import that `ast` cannot see counts too.
 """
 
 import ast
-from pathlib import Path
+import os
+import subprocess
+import sys
 
 from conftest import ROOT
 
 JAX = {"jax", "jaxlib", "flax", "optax", "orbax", "chex"}
 TORCH = {"torch", "torchvision", "torch_baseline"}
+# What torch_baseline may import besides the standard library: the article's framework, NumPy and the shared core.
+TORCH_BASELINE_MAY = {"torch", "numpy", "gancore", "torch_baseline"}
 
 
 def imports(source: str) -> set[str]:
@@ -34,15 +40,26 @@ def package_imports(package: str) -> dict[str, set[str]]:
     return {".".join(f.relative_to(ROOT).with_suffix("").parts): imports(f.read_text()) for f in files}
 
 
-def reached(start: set[str], graph: dict[str, set[str]]) -> set[str]:
-    """`start` and every module of `graph` that it imports, directly or through others."""
-    seen, todo = set(), list(start)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += graph.get(name, ())
-    return seen
+def loaded_after_importing(package: str) -> set[str]:
+    """The top-level names in sys.modules of a fresh interpreter once every module of `package` is imported."""
+    modules = sorted(package_imports(package))
+    script = f"import sys\nfor m in {modules!r}:\n    __import__(m)\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert package in loaded and "numpy" in loaded, loaded  # the import ran, and what it loaded was read
+    return loaded
+
+
+def test_gancore_imports_no_framework_and_no_package_above_it():
+    for module, names in package_imports("gancore").items():
+        bad = top_level(names) & (JAX | TORCH | {"jaxgan", "sidebyside"})
+        assert not bad, f"{module} imports {sorted(bad)}: gancore is what jaxgan and torch_baseline share"
+
+
+def test_importing_all_of_gancore_loads_neither_jax_nor_torch():
+    loaded = loaded_after_importing("gancore")
+    assert not loaded & (JAX | TORCH | {"jaxgan"}), f"importing gancore loaded {sorted(loaded & (JAX | TORCH | {'jaxgan'}))}"
 
 
 def test_jaxgan_imports_neither_torch_nor_torch_baseline_nor_sidebyside():
@@ -50,16 +67,19 @@ def test_jaxgan_imports_neither_torch_nor_torch_baseline_nor_sidebyside():
         assert not top_level(names) & (TORCH | {"sidebyside"}), f"{module} imports {sorted(top_level(names) & (TORCH | {'sidebyside'}))}"
 
 
-def test_torch_baseline_reaches_no_jax_not_even_through_jaxgan():
-    graph = {**package_imports("jaxgan"), **package_imports("torch_baseline")}
-    for module in package_imports("torch_baseline"):
-        through = reached(graph[module], graph)
-        assert not top_level(through) & JAX, f"{module} reaches {sorted(n for n in through if n.split('.')[0] in JAX)}"
-        assert "sidebyside" not in top_level(through), f"{module} imports sidebyside"
+def test_torch_baseline_imports_only_gancore_torch_numpy_and_the_standard_library():
+    for module, names in package_imports("torch_baseline").items():
+        bad = top_level(names) - TORCH_BASELINE_MAY - sys.stdlib_module_names
+        assert not bad, f"{module} imports {sorted(bad)}: torch_baseline takes what it shares from gancore only"
 
 
-def test_the_import_walk_sees_every_kind_of_import(tmp_path: Path):
+def test_importing_all_of_torch_baseline_loads_no_jax():
+    loaded = loaded_after_importing("torch_baseline")
+    assert "torch" in loaded
+    assert not loaded & (JAX | {"jaxgan", "sidebyside"}), f"importing torch_baseline loaded {sorted(loaded & (JAX | {'jaxgan', 'sidebyside'}))}"
+
+
+def test_the_import_walk_sees_every_kind_of_import():
     source = "import numpy as np\n\ndef f():\n    from torch_baseline.model import Generator\n    import jax.numpy\n"
     assert imports(source) == {"numpy", "torch_baseline.model", "torch_baseline.model.Generator", "jax.numpy"}
-    graph = {"a": {"b"}, "b": {"c", "jax"}, "c": set()}
-    assert reached({"a"}, graph) == {"a", "b", "c", "jax"}
+    assert top_level(imports(source)) - TORCH_BASELINE_MAY - sys.stdlib_module_names == {"jax"}

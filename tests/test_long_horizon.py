@@ -1,4 +1,4 @@
-"""The long-horizon check (jaxgan.longrun, sidebyside.groups, scripts/long_horizon.py): its statistic on known numbers,
+"""The long-horizon check (gancore.longrun, sidebyside.groups, scripts/long_horizon.py): its statistic on known numbers,
 and, shrunk, jaxgan against torch_baseline over several seeds: one distribution, unless jaxgan is changed."""
 
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from jaxgan import longrun
-from jaxgan.config import UserError
+from gancore import longrun
+from gancore.config import UserError
 from sidebyside import groups
 
 # 10 steps an epoch as in the article, at a size the suite affords.

@@ -1,4 +1,4 @@
-"""jaxgan.loop: several epochs a call between the epochs that write, one transfer a call."""
+"""gancore.loop: several epochs a call between the epochs that write, one transfer a call."""
 
 import dataclasses
 import json
@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import build, data, epochs, fit, loop, parallel, step
-from jaxgan.config import Config
+from gancore import data, loop
+from gancore.config import Config
+from jaxgan import build, epochs, fit, parallel, step
 
 LOSSES = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from gancore.config import Config
 from jaxgan import models
-from jaxgan.config import Config
 from jaxgan.fit import fit, load_final_params
 from jaxgan.gan import GAN
 from jaxgan.nnx import from_nnx, to_nnx

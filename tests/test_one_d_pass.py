@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gancore.config import Config
 from jaxgan import step
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 
 SMALL = dict(batch_size=16, g_features=(32,), d_features=(32, 16), latent_dim=8)
 B = SMALL["batch_size"]

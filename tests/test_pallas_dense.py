@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import load_script
 
+from gancore.config import Config, ConfigError
 from jaxgan import models, step
 from jaxgan.build import make_gan
-from jaxgan.config import Config, ConfigError
 from jaxgan.pallas_dense import fused_dense, reference
 
 RATE = 0.3

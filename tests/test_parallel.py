@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from jaxgan import data, epochs, parallel
+from gancore import data
+from gancore.config import Config, ConfigError
+from jaxgan import epochs, parallel
 from jaxgan.build import make_gan
-from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
 from jaxgan.step import create_train_state
 
@@ -35,9 +36,10 @@ EIGHT_DEVICES = textwrap.dedent("""
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import jax, numpy as np
-    from jaxgan import data, epochs, parallel
+    from gancore import data
+    from jaxgan import epochs, parallel
     from jaxgan.build import make_gan
-    from jaxgan.config import Config, ConfigError
+    from gancore.config import Config, ConfigError
     from jaxgan.step import create_train_state
 
     config = Config(batch_size=64, g_features=(16, 32), d_features=(16, 8), latent_dim=8)
@@ -121,7 +123,7 @@ SMALL = Config(
 PROCESS = textwrap.dedent("""
     import sys
     from jaxgan import parallel
-    from jaxgan.config import Config
+    from gancore.config import Config
     from jaxgan.fit import fit
 
     address, process_id, config = sys.argv[1], int(sys.argv[2]), Config.from_dict(eval(sys.argv[3]))

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from jaxgan import data, epochs
+from gancore import data
+from gancore.config import Config
+from jaxgan import epochs
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 from jaxgan.step import create_train_state
 from sidebyside import lockstep
 from torch_baseline import convert

@@ -1,4 +1,4 @@
-"""Named recipes (jaxgan/recipes/NAME.toml) and --recipe FILE.toml: the same Config as their flags, flags over
+"""Named recipes (gancore/recipes/NAME.toml) and --recipe FILE.toml: the same Config as their flags, flags over
 them, one sentence for a bad file, key or value, the name in config.json, and ablate.py's variants read from them."""
 
 import dataclasses
@@ -9,8 +9,8 @@ import tomllib
 import pytest
 from conftest import ROOT, load_script
 
+from gancore.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
 from jaxgan.ablation import VARIANTS
-from jaxgan.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
 
 
 def parse(argv: list[str], trainer: str = JAX) -> Config:
@@ -25,7 +25,7 @@ def flags_of(table: dict) -> list[str]:
 
 def test_the_two_recipes_are_packaged():
     assert RECIPE_NAMES == ("conditional", "unconditional")
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["jaxgan"]
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gancore"]
     for name in RECIPE_NAMES:
         assert any(fnmatch.fnmatch(f"recipes/{name}.toml", p) for p in patterns), f"{name}.toml is not in pyproject's package-data"
 
@@ -93,7 +93,7 @@ def test_a_bad_recipe_file_is_refused_in_one_sentence_naming_the_file_and_key(ca
 @pytest.mark.parametrize(
     "recipe, sentence",
     [
-        ("nope", "--recipe must be conditional or unconditional (jaxgan/recipes/), or a .toml file, got 'nope'."),
+        ("nope", "--recipe must be conditional or unconditional (gancore/recipes/), or a .toml file, got 'nope'."),
         ("missing.toml", "recipe missing.toml cannot be read (No such file or directory); give an existing .toml file."),
     ],
 )
@@ -139,7 +139,7 @@ def test_ablate_trains_the_recipes_as_the_files_define_them_with_its_own_budget(
 
 
 def test_a_recipe_run_resumes_with_the_recipe_or_its_settings_spelled_out_and_not_without_them():
-    from jaxgan import runs
+    from gancore import runs
 
     def record(config: Config) -> dict:
         return config.run_record(JAX, dtype="float32", prng="threefry2x32")

@@ -11,9 +11,10 @@ import pytest
 from conftest import load_script
 from jax.test_util import check_grads
 
-from jaxgan import data, losses
+from gancore import data
+from gancore.config import JAX, Config, build_parser, from_flags
+from jaxgan import losses
 from jaxgan.build import gan_of_run, make_gan
-from jaxgan.config import JAX, Config, build_parser, from_flags
 from jaxgan.fit import fit, load_final_params
 from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
 

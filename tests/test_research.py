@@ -12,9 +12,10 @@ from conftest import load_script
 from flax import linen as nn
 from test_data import write_idx
 
-from jaxgan import data, epochs, evaluate, losses
+from gancore import data
+from gancore.config import Config, ConfigError
+from jaxgan import epochs, evaluate, losses
 from jaxgan.build import gan_of_run, make_gan
-from jaxgan.config import Config, ConfigError
 from jaxgan.fit import fit, load_final_params
 from jaxgan.gan import GAN
 from jaxgan.step import TrainState, create_train_state, d_loss_fn, discriminate, generate, train_step, update

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, load_script
 
-from jaxgan import files
+from gancore import files
 
 SMALL = ["--batch-size", "100", "--checkpoint-every", "1", "--keep-checkpoints", "3"]
 DATA = ["--subset", "300"]
@@ -274,12 +274,12 @@ KILL_IN_FIRST_SAVE = {
     ),
     # torch_baseline writes a temporary file and renames it over epoch_NNNNNN.pt: die instead of renaming.
     "train_torch": (
-        "import jaxgan.files\n"
-        "real = jaxgan.files.os.replace\n"
+        "import gancore.files\n"
+        "real = gancore.files.os.replace\n"
         "def replace(src, dst):\n"
         "    if str(dst).endswith('.pt'): os.kill(os.getpid(), signal.SIGKILL)\n"
         "    real(src, dst)\n"
-        "jaxgan.files.os.replace = replace\n"
+        "gancore.files.os.replace = replace\n"
     ),
 }
 

@@ -39,9 +39,9 @@ def test_script_writes_metrics_samples_and_plot(tmp_path, script):
 
 
 def test_final_params_round_trip(tmp_path):
-    from jaxgan import reporting
+    from gancore import reporting
+    from gancore.config import Config
     from jaxgan.build import make_gan
-    from jaxgan.config import Config
     from jaxgan.fit import fit, load_final_params
     from jaxgan.step import generate
 

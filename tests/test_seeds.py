@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from jaxgan import build, data, epochs, parallel, stacked
-from jaxgan.config import Config
+from gancore import data
+from gancore.config import Config
+from jaxgan import build, epochs, parallel, stacked
 from jaxgan.step import create_train_state, init_train_state
 
 TOL = 1e-5  # measured: 2e-7 after 12 MLP steps, the params' largest difference

@@ -12,7 +12,7 @@ from test_robustness import DATA, SMALL, assert_same_run, losses, train
 
 EVERY = ["--checkpoint-every", "2"]  # a stop's checkpoint is then one the schedule would not have saved
 
-# Code run before the script (as __main__, so that it installs jaxgan.stops first); each sends the
+# Code run before the script (as __main__, so that it installs gancore.stops first); each sends the
 # signal from inside the process at a known moment.
 MID_EPOCH = {  # during the first call of epochs (it holds the compilation), before it trains
     "train_jax": "import jaxgan.fit as m; cls = m.JaxTrainer\n",
@@ -41,12 +41,12 @@ MID_SAVE = {
     ),
     # torch_baseline renames its written temporary file over epoch_NNNNNN.pt: signal just before.
     "train_torch": (
-        "import jaxgan.files\n"
-        "real = jaxgan.files.os.replace\n"
+        "import gancore.files\n"
+        "real = gancore.files.os.replace\n"
         "def replace(src, dst):\n"
         "    if str(dst).endswith('.pt'): os.kill(os.getpid(), SIGNUM)\n"
         "    real(src, dst)\n"
-        "jaxgan.files.os.replace = replace\n"
+        "gancore.files.os.replace = replace\n"
     ),
 }
 

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from jaxgan.config import Config
+from gancore.config import Config
 from torch_baseline import train as tb
 from torch_baseline.bench import GraphedStep, torch_modules
 

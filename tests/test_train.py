@@ -3,9 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import data, epochs
+from gancore import data
+from gancore.config import Config
+from jaxgan import epochs
 from jaxgan.build import make_gan
-from jaxgan.config import Config
 from jaxgan.step import create_train_state, discriminate, generate, generate_jit, init_train_state, train_step, update
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxgan.config import Config
-from jaxgan.reporting import METRIC_KEYS
+from gancore.config import Config
+from gancore.reporting import METRIC_KEYS
 
 
 class TorchRow(NamedTuple):

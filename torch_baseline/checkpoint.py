@@ -4,7 +4,7 @@
 the step, every RNG state and the run's settings. It is written to a temporary
 file whose sha256 goes into `epoch_NNNNNN.pt.sha256` before the file is renamed
 into place, so a checkpoint under its final name always has its digest, and one
-without a matching digest is never trusted. `jaxgan.resume.restore_latest` takes the
+without a matching digest is never trusted. `gancore.resume.restore_latest` takes the
 newest checkpoint that reads back intact.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from jaxgan import files
-from jaxgan.data import sha256
+from gancore import files
+from gancore.data import sha256
 
 NAME = re.compile(r"epoch_(\d+)\.pt")
 

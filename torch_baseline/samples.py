@@ -1,6 +1,6 @@
 """Samples from the final generator of a finished torch_baseline run (its final.pt), as NumPy.
 
-The noise is `jaxgan.reporting.fixed_noise(n, latent_dim, seed)`, the noise jaxgan's samples get.
+The noise is `gancore.reporting.fixed_noise(n, latent_dim, seed)`, the noise jaxgan's samples get.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jaxgan import reporting  # NumPy only: no JAX is imported
+from gancore import reporting  # NumPy only: no JAX is imported
 from torch_baseline.model import Generator
 
 

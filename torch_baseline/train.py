@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from jaxgan import data, files, loop, reporting  # pure Python and NumPy: no JAX is imported
-from jaxgan.config import Config, ConfigError
+from gancore import data, files, loop, reporting  # pure Python and NumPy: no JAX is imported
+from gancore.config import Config, ConfigError
 from torch_baseline.checkpoint import Checkpointer
 from torch_baseline.model import Discriminator, Generator
 
@@ -122,7 +122,7 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
 
 
 class TorchTrainer:
-    """torch_baseline's side of `jaxgan.loop`: the article's modules, optimisers and batches."""
+    """torch_baseline's side of `gancore.loop`: the article's modules, optimisers and batches."""
 
     def __init__(self, config: Config, train: data.Images, G, D, g_optim, d_optim, device: str, loader: str):
         self.G, self.D, self.g_optim, self.d_optim, self.device = G, D, g_optim, d_optim, device

@@ -1,5 +1,5 @@
 """A setting is declared once, as one `Setting`: its flag, help, check, which trainers take it
-and whether a resumed run must match it. jaxgan.config holds the declarations; the parsers,
+and whether a resumed run must match it. gancore.config holds the declarations; the parsers,
 the checks, the refusals, the resume check and the reading of recipe files are derived from them.
 
 Pure Python: torch_baseline imports it without pulling in JAX.

@@ -1,10 +1,10 @@
 """The life of a run, the same for both frameworks (NumPy and the standard library only).
 
 `run(config, run_info, trainer)` owns the workdir: it refuses or reopens it, resumes from the
-newest intact checkpoint (`jaxgan.resume`), trains epoch by epoch through the framework's
+newest intact checkpoint (`gancore.resume`), trains epoch by epoch through the framework's
 `Trainer`, writes metrics.jsonl, TensorBoard events, the progress bar, sample grids and
 checkpoints (each written while the next call trains; and the params of the best FID; grids,
-TensorBoard events and final pictures by a writer thread, `jaxgan.background`), stops on Ctrl-C
+TensorBoard events and final pictures by a writer thread, `gancore.background`), stops on Ctrl-C
 or divergence, and writes the final pictures, the final params and `summary.json` (written
 last: a run whose summary names its last checkpoint's epoch is finished).
 """
@@ -21,9 +21,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from jaxgan import background, files, reporting, resume, runs, summaries
-from jaxgan.config import Config, ConfigError
-from jaxgan.framework import Checkpointer, Team, Trainer
+from gancore import background, files, reporting, resume, runs, summaries
+from gancore.config import Config, ConfigError
+from gancore.framework import Checkpointer, Team, Trainer
 
 INTERPOLATION_STEPS = 10
 CALL_SECONDS = 2.0  # the most a call of several epochs should take, by the last call's pace

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxgan import files, reporting, stops
-from jaxgan.config import CONFIG_SETTINGS, RUN_SETTINGS, Config, ConfigError, UserError
-from jaxgan.settings import JAX, TORCH
+from gancore import files, reporting, stops
+from gancore.config import CONFIG_SETTINGS, RUN_SETTINGS, Config, ConfigError, UserError
+from gancore.settings import JAX, TORCH
 
 # What a resumed run must match: which framework trained it, a custom GAN's description, and the
 # settings declared run-defining. A run saved before a setting existed resumes with the value it had.
@@ -223,7 +223,7 @@ def keep_metrics_through(path: Path, epoch: int) -> list[dict]:
 
 class StopFlag:
     """Turns SIGINT and SIGTERM into a flag the loop checks between calls. Then a second Ctrl-C acts at
-    once (the handler from before: `jaxgan.stops`' exit in the scripts); a repeated SIGTERM changes
+    once (the handler from before: `gancore.stops`' exit in the scripts); a repeated SIGTERM changes
     nothing (the checkpoint is being saved; what follows a scheduler's SIGTERM is its SIGKILL)."""
 
     def __init__(self):
@@ -274,7 +274,7 @@ def run_cli(train: Callable[[], Path], done: str = "{workdir}/metrics.jsonl, {wo
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # in-process, before the loop took over Ctrl-C (the scripts exit in jaxgan.stops)
+    except KeyboardInterrupt:  # in-process, before the loop took over Ctrl-C (the scripts exit in gancore.stops)
         print(stops.line(signal.SIGINT), file=sys.stderr)
         return EXIT_INTERRUPTED
     print("done: " + done.format(workdir=workdir))

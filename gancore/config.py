@@ -14,18 +14,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jaxgan.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, ConfigError, Setting, UserError, declare, of_fields
-from jaxgan.settings import build_parser as _build_parser
-from jaxgan.settings import read_recipe as _read_recipe
+from gancore.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, ConfigError, Setting, UserError, declare, of_fields
+from gancore.settings import build_parser as _build_parser
+from gancore.settings import read_recipe as _read_recipe
 
-__all__ = ["Config", "ConfigError", "UserError", "read_recipe"]  # UserError and ConfigError live in jaxgan.settings
+__all__ = ["Config", "ConfigError", "UserError", "read_recipe"]  # UserError and ConfigError live in gancore.settings
 
 # jaxgan.losses names its functions d_<name> and g_<name> and builds its tables from these.
 D_LOSSES = ("bce", "least_squares", "hinge", "wasserstein")
 G_LOSSES = ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein")
 BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
-DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
+DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (gancore.data)
 PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
 DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.keep_mask)
 DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
@@ -62,7 +62,7 @@ class Config:
     """The article's configuration by default (batch 6000, 2000 epochs, Adam 2e-4).
 
     Each field is one setting, declared with its flag, help, check, trainers and resume rule
-    (`jaxgan.settings.Setting`): the parsers, checks, refusals and resume check derive from them.
+    (`gancore.settings.Setting`): the parsers, checks, refusals and resume check derive from them.
     """
 
     epochs: int = declare(2000, "--epochs", "passes over the training images", must=("be at least 1", lambda v: v >= 1))
@@ -136,8 +136,8 @@ class Config:
     recipe: str | None = declare(
         None,
         "--recipe",
-        f"start from a recipe's settings: {', '.join(RECIPE_NAMES)} (jaxgan/recipes/) or a .toml file; flags given override them",
-        must=(f"be {' or '.join(RECIPE_NAMES)} (jaxgan/recipes/), or a .toml file", lambda v: v in RECIPE_NAMES or v.endswith(".toml")),
+        f"start from a recipe's settings: {', '.join(RECIPE_NAMES)} (gancore/recipes/) or a .toml file; flags given override them",
+        must=(f"be {' or '.join(RECIPE_NAMES)} (gancore/recipes/), or a .toml file", lambda v: v in RECIPE_NAMES or v.endswith(".toml")),
     )
     eval_every: int | None = declare(
         None,
@@ -421,7 +421,7 @@ FRAMEWORK_SETTINGS = (
     ),
 )
 SETTINGS = CONFIG_SETTINGS + FRAMEWORK_SETTINGS
-# The settings a resumed run must match, by name (jaxgan.runs.check_same_run).
+# The settings a resumed run must match, by name (gancore.runs.check_same_run).
 RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 

@@ -2,7 +2,7 @@
 
 `restore_latest` takes the newest checkpoint that reads back intact (the one checkpoint
 fallback, also for readers such as scripts/sample.py); `resume_run` restores it into a
-`jaxgan.framework.Trainer` and keeps the metrics lines written up to it.
+`gancore.framework.Trainer` and keeps the metrics lines written up to it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxgan import runs
-from jaxgan.config import Config, ConfigError
-from jaxgan.framework import Checkpointer, Team, Trainer
+from gancore import runs
+from gancore.config import Config, ConfigError
+from gancore.framework import Checkpointer, Team, Trainer
 
 
 def restore_latest(checkpointer: Checkpointer, like: Any, *, set_aside: bool = True) -> tuple[Any, dict] | None:

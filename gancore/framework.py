@@ -1,4 +1,4 @@
-"""What a framework gives `jaxgan.loop` (its trainer and checkpointer), and the processes of a run
+"""What a framework gives `gancore.loop` (its trainer and checkpointer), and the processes of a run
 (NumPy and the standard library only: both frameworks implement these).
 """
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan import reporting
-from jaxgan.config import UserError
+from gancore import reporting
+from gancore.config import UserError
 
 FIGURES = ("d_real", "d_fake", "d_loss", "g_loss")
 

@@ -1,6 +1,6 @@
 """Other sources of training images than the bundled MNIST: folders of IDX files and TFDS data sets.
 
-`jaxgan.data.load` picks the source from --dataset; these readers turn each into `Images`
+`gancore.data.load` picks the source from --dataset; these readers turn each into `Images`
 (uint8 [N, H, W] or [N, H, W, C] and int64 labels) or stop with one DataError sentence.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import UserError
+from gancore.config import UserError
 
 
 class DataError(UserError):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan import reporting
+from gancore import reporting
 
 GIF_FRAME_MS, GIF_LAST_FRAME_MS = 200, 2000
 

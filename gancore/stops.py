@@ -2,7 +2,7 @@
 
 SIGINT (Ctrl-C) and SIGTERM (how SLURM, Kubernetes and preemptible cloud machines stop a
 process, SIGKILL following after a grace period) are handled alike: while a run trains,
-`jaxgan.runs.StopFlag` turns the first one into a checkpoint and a clean stop; at any other
+`gancore.runs.StopFlag` turns the first one into a checkpoint and a clean stop; at any other
 moment (imports, start-up, the final outputs, a second signal) the process ends at once
 with one line and the signal's exit code. Ending at once is safe there: every file of a run
 is written atomically, so this is a SIGKILL that says what to do.
