@@ -17,5 +17,57 @@ What a prototype imports (each module documents itself):
 
 What both trainers share (`gancore.config.Config` and `Config.from_recipe(name)`, the data, the loop,
 run folders, reports) is the package `gancore`, which imports neither JAX nor torch; `torch_baseline` imports only that.
-This package's `__init__` imports nothing, so importing one module loads only what that module needs.
+This package's `__init__` imports nothing of the package, so importing one module loads only what that module needs;
+it only turns the old spelling of a moved module (`jaxgan.config`, `python -m jaxgan.data`) into one sentence naming the new one.
 """
+
+import sys
+from importlib.abc import MetaPathFinder
+
+# The modules that moved to gancore (what both trainers share), by their names in jaxgan before.
+_MOVED = (
+    "background",
+    "config",
+    "data",
+    "files",
+    "flops",
+    "framework",
+    "longrun",
+    "loop",
+    "recipes",
+    "reporting",
+    "resume",
+    "runs",
+    "settings",
+    "sources",
+    "stops",
+    "summaries",
+)
+
+
+def _moved(name: str) -> ModuleNotFoundError:
+    module = name.removeprefix("jaxgan.")
+    return ModuleNotFoundError(
+        f"jaxgan.{module} is now gancore.{module} (what jaxgan and torch_baseline share moved to the package gancore); use that name.", name=name
+    )
+
+
+class _MovedToGancore(MetaPathFinder):
+    """Last on sys.meta_path: asked only for a module no other finder found (`import jaxgan.config`, `python -m jaxgan.data`)."""
+
+    def find_spec(self, name, path=None, target=None):
+        package, _, rest = name.partition(".")
+        if package == "jaxgan" and rest.split(".")[0] in _MOVED:
+            raise _moved(name)
+        return None
+
+
+def __getattr__(name: str):
+    """`from jaxgan import config`: the same sentence."""
+    if name in _MOVED:
+        raise _moved(name)
+    raise AttributeError(f"module 'jaxgan' has no attribute {name!r}")
+
+
+if not any(isinstance(f, _MovedToGancore) for f in sys.meta_path):
+    sys.meta_path.append(_MovedToGancore())

@@ -83,3 +83,37 @@ def test_the_import_walk_sees_every_kind_of_import():
     source = "import numpy as np\n\ndef f():\n    from torch_baseline.model import Generator\n    import jax.numpy\n"
     assert imports(source) == {"numpy", "torch_baseline.model", "torch_baseline.model.Generator", "jax.numpy"}
     assert top_level(imports(source)) - TORCH_BASELINE_MAY - sys.stdlib_module_names == {"jax"}
+
+
+def test_the_old_names_of_the_moved_modules_say_the_new_ones():
+    """`python -m jaxgan.data --prepare` and `import jaxgan.config` (before gancore) refuse in one sentence naming gancore's module."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    prepare = run("-m", "jaxgan.data", "--prepare")
+    assert prepare.returncode == 1 and prepare.stdout == ""
+    assert "jaxgan.data is now gancore.data" in prepare.stderr and prepare.stderr.count("\n") == 1
+    script = (
+        "import jaxgan\n"
+        "for statement in ('import jaxgan.config', 'from jaxgan import runs', 'from jaxgan.loop import run', 'import jaxgan.nosuch'):\n"
+        "    try:\n"
+        "        exec(statement)\n"
+        "    except ImportError as e:\n"
+        "        print(type(e).__name__, e)\n"
+        "from jaxgan import step\n"  # a module that is jaxgan's still imports
+        "print(step.__name__)\n"
+    )
+    lines = run("-c", script).stdout.splitlines()
+    moved = "(what jaxgan and torch_baseline share moved to the package gancore); use that name."
+    assert lines == [
+        f"ModuleNotFoundError jaxgan.config is now gancore.config {moved}",
+        f"ModuleNotFoundError jaxgan.runs is now gancore.runs {moved}",
+        f"ModuleNotFoundError jaxgan.loop is now gancore.loop {moved}",
+        "ModuleNotFoundError No module named 'jaxgan.nosuch'",
+        "jaxgan.step",
+    ]
+    gancore_modules = sorted(
+        p.stem for p in (ROOT / "gancore").iterdir() if p.stem != "__init__" and (p.suffix == ".py" or p.is_dir()) and p.name != "__pycache__"
+    )
+    from jaxgan import _MOVED
+
+    assert sorted(_MOVED) == gancore_modules  # a module moved later is named too
