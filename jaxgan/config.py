@@ -1,21 +1,19 @@
 """One run configuration, shared by both trainers, validated once at the edge.
 
-Every setting is declared once here: the Config fields, and the framework settings each
-trainer passes to its fit (FRAMEWORK_SETTINGS). Pure Python: torch_baseline imports it
-without pulling in JAX.
+Every Config setting is declared once here, as a field; the framework settings each trainer
+passes to its fit are declared in jaxgan.framework_settings, the command line derived from both
+in jaxgan.flags. Pure Python: torch_baseline imports it without pulling in JAX.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from jaxgan.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, ConfigError, Setting, UserError, declare, of_fields
-from jaxgan.settings import build_parser as _build_parser
+from jaxgan.framework_settings import FRAMEWORK_SETTINGS
+from jaxgan.settings import JAX, RESEARCH, TORCH, ConfigError, UserError, declare, of_fields
 from jaxgan.settings import read_recipe as _read_recipe
 
 __all__ = ["Config", "ConfigError", "UserError", "read_recipe"]  # UserError and ConfigError live in jaxgan.settings
@@ -26,9 +24,7 @@ G_LOSSES = ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"
 BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (jaxgan.data)
-PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
 DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.keep_mask)
-DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
 RECIPES = Path(__file__).parent / "recipes"  # the named recipes, NAME.toml (package data)
@@ -346,115 +342,11 @@ class Config:
 
 
 CONFIG_SETTINGS = of_fields(Config)
-# What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run
-# ("dense" does not: a resume may switch it).
-FRAMEWORK_SETTINGS = (
-    Setting(
-        "dtype",
-        "float32",
-        "--dtype",
-        "matrix-product dtype; params and Adam state stay float32",
-        str,
-        choices=("float32", "bfloat16"),
-        trainers=(JAX,),
-        run=True,
-    ),
-    Setting(
-        "prng",
-        "threefry2x32",
-        "--prng",
-        "JAX random-number implementation for noise, dropout and shuffling",
-        str,
-        choices=PRNG_IMPLS,
-        trainers=(JAX,),
-        run=True,
-    ),
-    Setting(
-        "dense",
-        "xla",
-        "--dense",
-        "the MLPs' hidden layers: xla (XLA's fusions) or pallas (dense, bias, LeakyReLU and dropout as one Pallas "
-        "kernel each; the same maths and params; interpret mode on a CPU, slow)",
-        str,
-        choices=DENSE,
-        trainers=(JAX,),
-    ),
-    Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int, trainers=(JAX,)),
-    Setting(
-        "coordinator_address",
-        None,
-        "--coordinator-address",
-        "host:port of process 0, for a run of several processes",
-        str,
-        trainers=(JAX,),
-        env="JAX_COORDINATOR_ADDRESS",
-    ),
-    Setting("num_processes", None, "--num-processes", "how many processes take part, one per host", int, trainers=(JAX,), env="JAX_NUM_PROCESSES"),
-    Setting(
-        "process_id",
-        None,
-        "--process-id",
-        "this process's rank, 0 to --num-processes - 1; process 0 writes the files",
-        int,
-        trainers=(JAX,),
-        env="JAX_PROCESS_ID",
-    ),
-    Setting(
-        "no_compile_cache",
-        False,
-        "--no-compile-cache",
-        "compile without JAX's persistent compilation cache (on by default, in $JAXGAN_CACHE_DIR or "
-        "~/.cache/jaxgan/xla: a rerun loads its programs instead of compiling them; JAXGAN_NO_CACHE=1 does the same)",
-        None,
-        trainers=(JAX,),
-    ),
-    Setting("device", None, "--device", "torch device, e.g. cpu or cuda (default: cuda if available)", str, trainers=(TORCH,)),
-    Setting(
-        "loader",
-        "article",
-        "--loader",
-        "article: its per-image transform through a DataLoader; device: data resident on the device",
-        str,
-        choices=("article", "device"),
-        trainers=(TORCH,),
-        run=True,
-    ),
-)
 SETTINGS = CONFIG_SETTINGS + FRAMEWORK_SETTINGS
 # The settings a resumed run must match, by name (jaxgan.runs.check_same_run).
 RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 
-def build_parser(trainer: str, description: str, default_workdir: str) -> argparse.ArgumentParser:
-    """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`."""
-    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir}, read_recipe)
-
-
 def read_recipe(recipe: str) -> dict[str, Any]:
     """The Config values of a named recipe (RECIPES/NAME.toml) or of a .toml file; ConfigError naming the file and key."""
     return _read_recipe(recipe, RECIPES, CONFIG_SETTINGS)
-
-
-def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:
-    """The validated Config and `trainer`'s framework settings by name; ConfigError on a bad value
-    or a framework flag of the other trainer (the research options are refused where they cannot run:
-    Config.non_article_options)."""
-    given = vars(args)
-    foreign = [s for s in FRAMEWORK_SETTINGS if s.name in given and s.not_for(trainer, given[s.name])]
-    if foreign:
-        other = foreign[0].trainers[0]
-        raise ConfigError(f"{', '.join(s.flag for s in foreign)} is a {OWNER[other]} option: run it with {SCRIPT[other]}.")
-    config = Config(**{s.name: given[s.name] for s in CONFIG_SETTINGS if s.name in given}).validate()
-    mine = [s for s in FRAMEWORK_SETTINGS if trainer in s.trainers]
-    return config, {s.name: _from_env(s) if given[s.name] is None and s.env else given[s.name] for s in mine}
-
-
-def _from_env(setting: Setting) -> Any:
-    """The variable's value as the flag's type (the env settings are strings and whole numbers)."""
-    value = os.environ.get(setting.env)
-    if not value:
-        return None
-    try:
-        return setting.type(value)
-    except ValueError:
-        raise ConfigError(f"${setting.env} must be a whole number, got {value!r}; fix or unset it.") from None

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
-from jaxgan.config import DENSE, keep_probability
+from jaxgan.config import keep_probability
+from jaxgan.framework_settings import DENSE
 from jaxgan.pallas_dense import fused_dense
 
 

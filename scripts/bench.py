@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxgan.config import DENSE, DROPOUT_BITS, PRNG_IMPLS
+from jaxgan.config import DROPOUT_BITS
+from jaxgan.framework_settings import DENSE, PRNG_IMPLS
 from sidebyside import benchmark
 from sidebyside.benchmark import JAX_VARIANTS, XLA_FLAG_SETS, xla_flag_set
 from torch_baseline.bench import TORCH_ROWS

@@ -7,8 +7,9 @@ samples.png (both final grids from the same fixed noise).
 
 import sys
 
-from jaxgan.config import TORCH, build_parser, from_flags
+from jaxgan.flags import build_parser, from_flags
 from jaxgan.runs import run_cli
+from jaxgan.settings import TORCH
 
 
 def main(argv=None) -> int:

@@ -13,8 +13,9 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import JAX, build_parser, from_flags
+from jaxgan.flags import build_parser, from_flags
 from jaxgan.runs import run_cli
+from jaxgan.settings import JAX
 
 
 def main(argv=None) -> int:

@@ -10,8 +10,9 @@ from jaxgan import stops  # the standard library only
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from jaxgan.config import TORCH, build_parser, from_flags
+from jaxgan.flags import build_parser, from_flags
 from jaxgan.runs import run_cli
+from jaxgan.settings import TORCH
 
 
 def main(argv=None) -> int:

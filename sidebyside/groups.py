@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxgan import longrun, reporting
-from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser, seeds_text
+from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, seeds_text
+from jaxgan.flags import build_parser
 from jaxgan.runs import EXIT_BAD_INPUT
 
 TRAINERS = ("jaxgan", "torch_baseline")

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, load_script
 
 from jaxgan.ablation import VARIANTS
-from jaxgan.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
+from jaxgan.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, read_recipe
+from jaxgan.flags import build_parser, from_flags
 
 
 def parse(argv: list[str], trainer: str = JAX) -> Config:

@@ -13,8 +13,9 @@ from jax.test_util import check_grads
 
 from jaxgan import data, losses
 from jaxgan.build import gan_of_run, make_gan
-from jaxgan.config import JAX, Config, build_parser, from_flags
+from jaxgan.config import JAX, Config
 from jaxgan.fit import fit, load_final_params
+from jaxgan.flags import build_parser, from_flags
 from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)

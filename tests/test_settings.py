@@ -8,7 +8,8 @@ import pytest
 from conftest import load_script
 
 from jaxgan import runs
-from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError, build_parser, from_flags
+from jaxgan.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError
+from jaxgan.flags import build_parser, from_flags
 from jaxgan.settings import OWNER, SCRIPT, Setting
 
 CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere", "conditional", "0,3,5"], tuple: [(8,), (8, 16)]}
@@ -156,7 +157,7 @@ def test_multi_process_flags_default_to_their_environment_variables(monkeypatch)
 
 
 def test_every_setting_with_choices_refuses_another_value_in_one_sentence():
-    from jaxgan.config import CONFIG_SETTINGS, FRAMEWORK_SETTINGS
+    from jaxgan.framework_settings import FRAMEWORK_SETTINGS
 
     with_choices = [s for s in (*CONFIG_SETTINGS, *FRAMEWORK_SETTINGS) if s.choices is not None]
     assert {"arch", "dropout_bits", "dense"} <= {s.name for s in with_choices}
