@@ -65,7 +65,9 @@ class Config:
     batch_size: int = declare(
         6000, "--batch-size", "images per step (the article: 6000, 10 steps an epoch)", must=("be at least 1", lambda v: v >= 1), run=True
     )
-    lr: float = declare(2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True)
+    lr: float = declare(
+        2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True, gan="lr"
+    )
     seed: int = declare(0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True)
     seeds: str | None = declare(
         None,
@@ -106,7 +108,7 @@ class Config:
         article=BCE_G_LOSSES,
         run=True,
     )
-    latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True)
+    latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True, gan="latent_dim")
     g_features: tuple[int, ...] = declare((256, 512, 1024), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     d_features: tuple[int, ...] = declare((256, 128), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     dataset: str = declare(
@@ -160,6 +162,7 @@ class Config:
         "--gp-weight",
         "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
         must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0),
+        gan="gp_weight",
         **_RESEARCH,
     )
     r1_weight: float = declare(
@@ -167,6 +170,7 @@ class Config:
         "--r1-weight",
         "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
         must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0),
+        gan="r1_weight",
         **_RESEARCH,
     )
     r1_every: int = declare(
@@ -174,7 +178,8 @@ class Config:
         "--r1-every",
         "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
         "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)",
-        must=("be at least 1 (1: every step)", lambda v: v >= 1),
+        must=("be a whole number, at least 1 (1: every step)", lambda v: isinstance(v, int) and v >= 1),
+        gan="r1_every",
         **_RESEARCH,
     )
     spectral_norm: bool = declare(False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH)
@@ -183,6 +188,7 @@ class Config:
         "--d-steps",
         "D updates per G update, each on its own batch (WGAN-GP: 5)",
         must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
+        gan="d_steps",
         **_RESEARCH,
     )
     # None: the architecture's own (adam_beta1); config.json records the one in effect, and runs before
@@ -194,14 +200,17 @@ class Config:
         must=("be in [0, 1)", lambda v: 0 <= v < 1),
         article=(None, 0.9),
         older=0.9,
+        gan="beta1",
+        in_effect="adam_beta1",
         **_RESEARCH,
     )
-    beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
+    beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), gan="beta2", **_RESEARCH)
     ema_decay: float = declare(
         0.0,
         "--ema-decay",
         "keep an exponential moving average of G's params with this decay; grids and evaluations use it (0: none, as in the article; typical: 0.999)",
         must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1),
+        gan="ema_decay",
         **_RESEARCH,
     )
     ema_start: int = declare(
@@ -209,6 +218,7 @@ class Config:
         "--ema-start",
         "the step before which the EMA of --ema-decay copies G's params (no effect without it)",
         must=("be 0 or more", lambda v: v >= 0),
+        gan="ema_start",
         **_RESEARCH,
     )
     # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
@@ -217,6 +227,7 @@ class Config:
         "--g-lr",
         "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
         must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        gan="g_lr",
         **_RESEARCH,
     )
     d_lr: float | None = declare(
@@ -224,6 +235,7 @@ class Config:
         "--d-lr",
         "Adam learning rate of D, in place of --lr; None: --lr",
         must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        gan="d_lr",
         **_RESEARCH,
     )
     one_d_pass: bool = declare(
@@ -231,6 +243,7 @@ class Config:
         "--one-d-pass",
         "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
         "one dropout draw over the stacked rows, not the article's random stream)",
+        gan="one_d_pass",
         **_RESEARCH,
     )
     dropout_bits: int = declare(
@@ -316,14 +329,20 @@ class Config:
         """The settings this config sets away from what torch_baseline (the article's GAN) runs, as flags."""
         return [named for s in CONFIG_SETTINGS if (named := s.not_for(TORCH, getattr(self, s.name)))]
 
-    def run_record(self, trainer: str, **framework: Any) -> dict:
-        """config.json's settings: every field, "framework", and `trainer`'s framework settings, of which
-        those that define a run must be given (the trainer adds what it learns, e.g. image_shape)."""
+    def run_record(self, trainer: str, image_shape: tuple[int, ...], **framework: Any) -> dict:
+        """config.json of a run of `trainer` on images of `image_shape`: every field (the value in effect where
+        its setting names one, e.g. beta1), "framework", and `trainer`'s framework settings, of which those
+        that define a run must be given; the trainer adds what only it knows."""
         takes = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers}
         needs = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers and s.run}
         if not needs <= framework.keys() <= takes:
             raise TypeError(f"run_record({trainer!r}) takes {sorted(takes)} and needs {sorted(needs)}; got {sorted(framework)}.")
-        return {**self.to_dict(), "framework": trainer, **framework}
+        in_effect = {s.name: getattr(self, s.in_effect) for s in CONFIG_SETTINGS if s.in_effect}
+        return {**self.to_dict(), **in_effect, "framework": trainer, **framework, "image_shape": list(image_shape)}
+
+    def gan_fields(self) -> dict[str, Any]:
+        """The `jaxgan.gan.GAN` fields the settings fill (`Setting.gan`), with the values in effect."""
+        return {s.gan: getattr(self, s.in_effect or s.name) for s in CONFIG_SETTINGS if s.gan}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
