@@ -1,21 +1,19 @@
 """One run configuration, shared by both trainers, validated once at the edge.
 
-Every setting is declared once here: the Config fields, and the framework settings each
-trainer passes to its fit (FRAMEWORK_SETTINGS). Pure Python: torch_baseline imports it
-without pulling in JAX.
+Every Config setting is declared once here, as a field; the framework settings each trainer
+passes to its fit are declared in gancore.framework_settings, the command line derived from both
+in gancore.flags. Pure Python: torch_baseline imports it without pulling in JAX.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from gancore.settings import JAX, OWNER, RESEARCH, SCRIPT, TORCH, ConfigError, Setting, UserError, declare, of_fields
-from gancore.settings import build_parser as _build_parser
+from gancore.framework_settings import FRAMEWORK_SETTINGS
+from gancore.settings import JAX, RESEARCH, TORCH, ConfigError, UserError, declare, of_fields
 from gancore.settings import read_recipe as _read_recipe
 
 __all__ = ["Config", "ConfigError", "UserError", "read_recipe"]  # UserError and ConfigError live in gancore.settings
@@ -26,9 +24,7 @@ G_LOSSES = ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"
 BCE_G_LOSSES = ("non_saturating", "minimax")
 ARCHS = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion_mnist")  # and "tfds:NAME" (gancore.data)
-PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
 DROPOUT_BITS = (32, 16, 8)  # random bits a dropout decision uses (jaxgan.models.keep_mask)
-DENSE = ("xla", "pallas")  # how the MLPs' hidden layers run (jaxgan.models, jaxgan.pallas_dense)
 # The research options: jaxgan only (torch_baseline is the article's GAN), and each defines the run.
 _RESEARCH = dict(trainers=(JAX,), group=RESEARCH, run=True)
 RECIPES = Path(__file__).parent / "recipes"  # the named recipes, NAME.toml (package data)
@@ -69,7 +65,9 @@ class Config:
     batch_size: int = declare(
         6000, "--batch-size", "images per step (the article: 6000, 10 steps an epoch)", must=("be at least 1", lambda v: v >= 1), run=True
     )
-    lr: float = declare(2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True)
+    lr: float = declare(
+        2e-4, "--lr", "Adam learning rate of both networks", must=("be a positive number", lambda v: math.isfinite(v) and v > 0), run=True, gan="lr"
+    )
     seed: int = declare(0, "--seed", "seed of weights, noise, dropout and shuffling", must=("be in [0, 2**32)", lambda v: 0 <= v < 2**32), run=True)
     seeds: str | None = declare(
         None,
@@ -110,7 +108,7 @@ class Config:
         article=BCE_G_LOSSES,
         run=True,
     )
-    latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True)
+    latent_dim: int = declare(128, None, must=("be at least 1", lambda v: v >= 1), run=True, gan="latent_dim")
     g_features: tuple[int, ...] = declare((256, 512, 1024), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     d_features: tuple[int, ...] = declare((256, 128), None, must=("hold positive widths", lambda v: all(f >= 1 for f in v)), run=True)
     dataset: str = declare(
@@ -164,6 +162,7 @@ class Config:
         "--gp-weight",
         "weight of the WGAN-GP gradient penalty on D (0: none; WGAN-GP: 10)",
         must=("be 0 or more (WGAN-GP uses 10)", lambda v: math.isfinite(v) and v >= 0),
+        gan="gp_weight",
         **_RESEARCH,
     )
     r1_weight: float = declare(
@@ -171,6 +170,7 @@ class Config:
         "--r1-weight",
         "weight gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (0: none; Mescheder et al. 2018: 10)",
         must=("be 0 or more (Mescheder et al. use 10)", lambda v: math.isfinite(v) and v >= 0),
+        gan="r1_weight",
         **_RESEARCH,
     )
     r1_every: int = declare(
@@ -178,7 +178,8 @@ class Config:
         "--r1-every",
         "apply the R1 penalty on every k-th step only, weighted k times (lazy regularisation, Karras et al. "
         "2020: 16): about the pull of R1 on every step at a fraction of its cost (no effect without --r1-weight)",
-        must=("be at least 1 (1: every step)", lambda v: v >= 1),
+        must=("be a whole number, at least 1 (1: every step)", lambda v: isinstance(v, int) and v >= 1),
+        gan="r1_every",
         **_RESEARCH,
     )
     spectral_norm: bool = declare(False, "--spectral-norm", "divide each layer's kernel in D by its largest singular value (Miyato et al. 2018)", **_RESEARCH)
@@ -187,6 +188,7 @@ class Config:
         "--d-steps",
         "D updates per G update, each on its own batch (WGAN-GP: 5)",
         must=("be at least 1 (WGAN-GP uses 5)", lambda v: v >= 1),
+        gan="d_steps",
         **_RESEARCH,
     )
     # None: the architecture's own (adam_beta1); config.json records the one in effect, and runs before
@@ -198,14 +200,17 @@ class Config:
         must=("be in [0, 1)", lambda v: 0 <= v < 1),
         article=(None, 0.9),
         older=0.9,
+        gan="beta1",
+        in_effect="adam_beta1",
         **_RESEARCH,
     )
-    beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), **_RESEARCH)
+    beta2: float = declare(0.999, "--beta2", "Adam beta2 of both networks", must=("be in [0, 1)", lambda v: 0 <= v < 1), gan="beta2", **_RESEARCH)
     ema_decay: float = declare(
         0.0,
         "--ema-decay",
         "keep an exponential moving average of G's params with this decay; grids and evaluations use it (0: none, as in the article; typical: 0.999)",
         must=("be in [0, 1) (0: no EMA; typical: 0.999)", lambda v: 0 <= v < 1),
+        gan="ema_decay",
         **_RESEARCH,
     )
     ema_start: int = declare(
@@ -213,6 +218,7 @@ class Config:
         "--ema-start",
         "the step before which the EMA of --ema-decay copies G's params (no effect without it)",
         must=("be 0 or more", lambda v: v >= 0),
+        gan="ema_start",
         **_RESEARCH,
     )
     # None: --lr. config.json records what was given, so runs saved before these settings resume unchanged.
@@ -221,6 +227,7 @@ class Config:
         "--g-lr",
         "Adam learning rate of G, in place of --lr (TTUR: e.g. --g-lr 1e-4 --d-lr 4e-4); None: --lr",
         must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        gan="g_lr",
         **_RESEARCH,
     )
     d_lr: float | None = declare(
@@ -228,6 +235,7 @@ class Config:
         "--d-lr",
         "Adam learning rate of D, in place of --lr; None: --lr",
         must=("be a positive number", lambda v: math.isfinite(v) and v > 0),
+        gan="d_lr",
         **_RESEARCH,
     )
     one_d_pass: bool = declare(
@@ -235,6 +243,7 @@ class Config:
         "--one-d-pass",
         "score the real and fake batches in one D call over both stacked in D's update (a speed option: "
         "one dropout draw over the stacked rows, not the article's random stream)",
+        gan="one_d_pass",
         **_RESEARCH,
     )
     dropout_bits: int = declare(
@@ -320,14 +329,20 @@ class Config:
         """The settings this config sets away from what torch_baseline (the article's GAN) runs, as flags."""
         return [named for s in CONFIG_SETTINGS if (named := s.not_for(TORCH, getattr(self, s.name)))]
 
-    def run_record(self, trainer: str, **framework: Any) -> dict:
-        """config.json's settings: every field, "framework", and `trainer`'s framework settings, of which
-        those that define a run must be given (the trainer adds what it learns, e.g. image_shape)."""
+    def run_record(self, trainer: str, image_shape: tuple[int, ...], **framework: Any) -> dict:
+        """config.json of a run of `trainer` on images of `image_shape`: every field (the value in effect where
+        its setting names one, e.g. beta1), "framework", and `trainer`'s framework settings, of which those
+        that define a run must be given; the trainer adds what only it knows."""
         takes = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers}
         needs = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers and s.run}
         if not needs <= framework.keys() <= takes:
             raise TypeError(f"run_record({trainer!r}) takes {sorted(takes)} and needs {sorted(needs)}; got {sorted(framework)}.")
-        return {**self.to_dict(), "framework": trainer, **framework}
+        in_effect = {s.name: getattr(self, s.in_effect) for s in CONFIG_SETTINGS if s.in_effect}
+        return {**self.to_dict(), **in_effect, "framework": trainer, **framework, "image_shape": list(image_shape)}
+
+    def gan_fields(self) -> dict[str, Any]:
+        """The `jaxgan.gan.GAN` fields the settings fill (`Setting.gan`), with the values in effect."""
+        return {s.gan: getattr(self, s.in_effect or s.name) for s in CONFIG_SETTINGS if s.gan}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -346,115 +361,11 @@ class Config:
 
 
 CONFIG_SETTINGS = of_fields(Config)
-# What each trainer passes to its fit, not part of Config; "dtype", "prng" and "loader" define a run
-# ("dense" does not: a resume may switch it).
-FRAMEWORK_SETTINGS = (
-    Setting(
-        "dtype",
-        "float32",
-        "--dtype",
-        "matrix-product dtype; params and Adam state stay float32",
-        str,
-        choices=("float32", "bfloat16"),
-        trainers=(JAX,),
-        run=True,
-    ),
-    Setting(
-        "prng",
-        "threefry2x32",
-        "--prng",
-        "JAX random-number implementation for noise, dropout and shuffling",
-        str,
-        choices=PRNG_IMPLS,
-        trainers=(JAX,),
-        run=True,
-    ),
-    Setting(
-        "dense",
-        "xla",
-        "--dense",
-        "the MLPs' hidden layers: xla (XLA's fusions) or pallas (dense, bias, LeakyReLU and dropout as one Pallas "
-        "kernel each; the same maths and params; interpret mode on a CPU, slow)",
-        str,
-        choices=DENSE,
-        trainers=(JAX,),
-    ),
-    Setting("devices", None, "--devices", "train on the first N devices of this process (default: every device of every process)", int, trainers=(JAX,)),
-    Setting(
-        "coordinator_address",
-        None,
-        "--coordinator-address",
-        "host:port of process 0, for a run of several processes",
-        str,
-        trainers=(JAX,),
-        env="JAX_COORDINATOR_ADDRESS",
-    ),
-    Setting("num_processes", None, "--num-processes", "how many processes take part, one per host", int, trainers=(JAX,), env="JAX_NUM_PROCESSES"),
-    Setting(
-        "process_id",
-        None,
-        "--process-id",
-        "this process's rank, 0 to --num-processes - 1; process 0 writes the files",
-        int,
-        trainers=(JAX,),
-        env="JAX_PROCESS_ID",
-    ),
-    Setting(
-        "no_compile_cache",
-        False,
-        "--no-compile-cache",
-        "compile without JAX's persistent compilation cache (on by default, in $JAXGAN_CACHE_DIR or "
-        "~/.cache/jaxgan/xla: a rerun loads its programs instead of compiling them; JAXGAN_NO_CACHE=1 does the same)",
-        None,
-        trainers=(JAX,),
-    ),
-    Setting("device", None, "--device", "torch device, e.g. cpu or cuda (default: cuda if available)", str, trainers=(TORCH,)),
-    Setting(
-        "loader",
-        "article",
-        "--loader",
-        "article: its per-image transform through a DataLoader; device: data resident on the device",
-        str,
-        choices=("article", "device"),
-        trainers=(TORCH,),
-        run=True,
-    ),
-)
 SETTINGS = CONFIG_SETTINGS + FRAMEWORK_SETTINGS
 # The settings a resumed run must match, by name (gancore.runs.check_same_run).
 RUN_SETTINGS = {s.name: s for s in SETTINGS if s.run}
 
 
-def build_parser(trainer: str, description: str, default_workdir: str) -> argparse.ArgumentParser:
-    """`trainer`'s flags ("jax" or "torch"); the other's are parsed too, to be refused by `from_flags`."""
-    return _build_parser(SETTINGS, trainer, description, {"workdir": default_workdir}, read_recipe)
-
-
 def read_recipe(recipe: str) -> dict[str, Any]:
     """The Config values of a named recipe (RECIPES/NAME.toml) or of a .toml file; ConfigError naming the file and key."""
     return _read_recipe(recipe, RECIPES, CONFIG_SETTINGS)
-
-
-def from_flags(trainer: str, args: argparse.Namespace) -> tuple[Config, dict[str, Any]]:
-    """The validated Config and `trainer`'s framework settings by name; ConfigError on a bad value
-    or a framework flag of the other trainer (the research options are refused where they cannot run:
-    Config.non_article_options)."""
-    given = vars(args)
-    foreign = [s for s in FRAMEWORK_SETTINGS if s.name in given and s.not_for(trainer, given[s.name])]
-    if foreign:
-        other = foreign[0].trainers[0]
-        raise ConfigError(f"{', '.join(s.flag for s in foreign)} is a {OWNER[other]} option: run it with {SCRIPT[other]}.")
-    config = Config(**{s.name: given[s.name] for s in CONFIG_SETTINGS if s.name in given}).validate()
-    mine = [s for s in FRAMEWORK_SETTINGS if trainer in s.trainers]
-    return config, {s.name: _from_env(s) if given[s.name] is None and s.env else given[s.name] for s in mine}
-
-
-def _from_env(setting: Setting) -> Any:
-    """The variable's value as the flag's type (the env settings are strings and whole numbers)."""
-    value = os.environ.get(setting.env)
-    if not value:
-        return None
-    try:
-        return setting.type(value)
-    except ValueError:
-        raise ConfigError(f"${setting.env} must be a whole number, got {value!r}; fix or unset it.") from None

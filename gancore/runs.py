@@ -106,13 +106,9 @@ def settings_problem(saved: dict) -> str | None:
         value = tuple(value) if isinstance(value, list) else value
         kind = {int: (int,), float: (int, float), str: (str,), None: (bool,) if setting.flag else (tuple,)}[setting.type]
         typed = value is None or (isinstance(value, kind) and (kind == (bool,) or not isinstance(value, bool)))
-        try:
-            problem = setting.problem(value) if typed else None
-        except TypeError:  # e.g. widths that are not numbers
-            typed = False
         if not typed:
             return f"{setting.name} is {value!r}"
-        if problem:
+        if problem := setting.problem(value):  # e.g. widths that are not numbers
             return problem.rstrip(".")
     return None
 

@@ -1,6 +1,7 @@
 """A setting is declared once, as one `Setting`: its flag, help, check, which trainers take it
-and whether a resumed run must match it. gancore.config holds the declarations; the parsers,
-the checks, the refusals, the resume check and the reading of recipe files are derived from them.
+and whether a resumed run must match it. gancore.config and gancore.framework_settings hold the
+declarations; the parsers, the checks (Config's and GAN's), the refusals, config.json, the resume
+check, the GAN a Config makes and the reading of recipe files are derived from them.
 
 Pure Python: torch_baseline imports it without pulling in JAX.
 """
@@ -48,6 +49,8 @@ class Setting:
     older: Any = _AS_DEFAULT  # what runs saved before the setting existed had (default: `default`)
     group: str | None = None  # the --help section; None: the main one
     env: str | None = None  # the environment variable that gives the value when the flag is not passed
+    gan: str | None = None  # the jaxgan.gan.GAN field it fills (jaxgan.build.make_gan), which it also checks
+    in_effect: str | None = None  # the Config property holding the value in effect (config.json records it, the GAN takes it)
 
     @property
     def label(self) -> str:
@@ -66,7 +69,7 @@ class Setting:
             return None
         if self.choices is not None and value not in self.choices:
             return f"{label} must be one of {', '.join(map(str, self.choices))}, got {value!r}."
-        if self.must is not None and not self.must[1](value):
+        if self.must is not None and not _holds(self.must[1], value):
             return f"{label} must {self.must[0]}, got {value!r}."
         return None
 
@@ -86,6 +89,14 @@ class Setting:
             parser.add_argument(self.flag, dest=self.name, action="store_true", default=default, help=help)
         else:
             parser.add_argument(self.flag, dest=self.name, type=self.type, choices=self.choices, default=default, help=help)
+
+
+def _holds(test: Callable[[Any], bool], value: Any) -> bool:
+    """Whether `value` passes `test`; a value of another type (a word for a number) does not."""
+    try:
+        return bool(test(value))
+    except TypeError:
+        return False
 
 
 _TYPES = {"int": int, "float": float, "str": str}

@@ -42,27 +42,8 @@ def make_gan(
         discriminator = SpectralNormed(discriminator)
     d_loss = losses.d_loss_named(config.d_loss, config.real_target, config.fake_target)
     g_loss = losses.g_loss_named(config.g_loss, config.real_target, config.fake_target)
-    return GAN(
-        generator=generator,
-        discriminator=discriminator,
-        lr=config.lr,
-        latent_dim=config.latent_dim,
-        data_dim=data_dim,
-        d_loss=d_loss,
-        g_loss=g_loss,
-        num_classes=classes,
-        gp_weight=config.gp_weight,
-        d_steps=config.d_steps,
-        beta1=config.adam_beta1,
-        beta2=config.beta2,
-        ema_decay=config.ema_decay,
-        ema_start=config.ema_start,
-        g_lr=config.g_lr,
-        d_lr=config.d_lr,
-        r1_weight=config.r1_weight,
-        r1_every=config.r1_every,
-        one_d_pass=config.one_d_pass,
-    )
+    # The other fields come from the settings that declare them (`Setting.gan`).
+    return GAN(generator=generator, discriminator=discriminator, data_dim=data_dim, d_loss=d_loss, g_loss=g_loss, num_classes=classes, **config.gan_fields())
 
 
 def gan_of_run(run: dict, dtype: jnp.dtype | None = None) -> GAN:

@@ -13,8 +13,11 @@ import jax
 import optax
 from flax import linen as nn
 
+from gancore.config import CONFIG_SETTINGS
 from jaxgan import losses
 
+# The fields a setting fills (jaxgan.build.make_gan), by field: each is checked by its setting's declaration.
+DECLARED = {s.gan: s for s in CONFIG_SETTINGS if s.gan}
 # Module fields added after custom runs were saved, at their defaults: left out of a network's
 # description, so such runs still resume (their config.json's "model" predates the fields).
 _LATER_FIELDS_AT_DEFAULT = ("dense = 'xla'", "dropout_bits = 32")
@@ -23,6 +26,20 @@ _LATER_FIELDS_AT_DEFAULT = ("dense = 'xla'", "dropout_bits = 32")
 def _described(module: nn.Module) -> str:
     """Flax's repr of a network without the lines of `_LATER_FIELDS_AT_DEFAULT`."""
     return "\n".join(line for line in repr(module).splitlines() if line.strip() not in _LATER_FIELDS_AT_DEFAULT)
+
+
+def _named(fn: Callable) -> str:
+    """A loss by its name (and a bound one's targets)."""
+    return f"{fn.fn.__qualname__}{dict(fn.kwargs)}" if isinstance(fn, losses.Bound) else getattr(fn, "__qualname__", repr(fn))
+
+
+def _text(value) -> str:
+    """How `GAN.describe` writes a field: a network as Flax shows it, a function by its name, an optimiser as custom."""
+    if isinstance(value, nn.Module):
+        return _described(value)
+    if isinstance(value, optax.GradientTransformation):
+        return "custom"
+    return _named(value) if callable(value) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,30 +93,29 @@ class GAN:
     one_d_pass: bool = False
 
     def __post_init__(self):
-        checks = [
-            (self.d_steps >= 1, f"GAN.d_steps must be at least 1, got {self.d_steps}."),
-            (self.gp_weight >= 0, f"GAN.gp_weight must be 0 or more, got {self.gp_weight}."),
-            (
-                0 <= self.ema_decay < 1 and self.ema_start >= 0,
-                f"GAN.ema_decay must be in [0, 1) and ema_start 0 or more, got {self.ema_decay} and {self.ema_start}.",
-            ),
-            (self.r1_weight >= 0, f"GAN.r1_weight must be 0 or more, got {self.r1_weight}."),
-            (isinstance(self.r1_every, int) and self.r1_every >= 1, f"GAN.r1_every must be a whole number, at least 1, got {self.r1_every!r}."),
-            (self.num_classes >= 0, f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}."),
-            (self.latent_dim >= 1 and self.data_dim >= 1, f"GAN.latent_dim and data_dim must be positive, got {self.latent_dim} and {self.data_dim}."),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        for field, setting in DECLARED.items():
+            if problem := setting.problem(getattr(self, field), label=f"GAN.{field}"):
+                raise ValueError(problem)
+        # The fields no setting fills: jaxgan.build.make_gan takes them from the data.
+        if self.num_classes < 0:
+            raise ValueError(f"GAN.num_classes must be 0 (unconditional) or more, got {self.num_classes}.")
+        if self.data_dim < 1:
+            raise ValueError(f"GAN.data_dim must be at least 1, got {self.data_dim}.")
 
     def describe(self) -> str:
-        """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it)."""
-        name = lambda f: f"{f.fn.__qualname__}{dict(f.kwargs)}" if isinstance(f, losses.Bound) else getattr(f, "__qualname__", repr(f))
+        """A stable description of what the GAN is (config.json's "model" of a custom run; resume compares it):
+        its networks and every other field away from its default, so a field added later leaves it as it was."""
+        fields = [f for f in dataclasses.fields(self) if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default]
+        return "; ".join(f"{f.name}={_text(getattr(self, f.name))}" for f in fields)
+
+    def earlier_description(self) -> str:
+        """This GAN in the words of `describe` before it was derived from the fields, which custom runs saved until
+        then hold in config.json: such a run resumes with this GAN (jaxgan.trainer.run_record)."""
         # One lr reads as it always did, so custom runs saved before g_lr/d_lr still resume.
         lrs = self.lr if self.g_lr is None and self.d_lr is None else f"G {self.g_tx_lr}, D {self.d_tx_lr}"
         optimisers = "custom" if self.g_optimizer or self.d_optimizer else f"adam({lrs}, {self.beta1}, {self.beta2})"
         return (
-            f"G={_described(self.generator)}; D={_described(self.discriminator)}; d_loss={name(self.d_loss)}; g_loss={name(self.g_loss)}; "
+            f"G={_described(self.generator)}; D={_described(self.discriminator)}; d_loss={_named(self.d_loss)}; g_loss={_named(self.g_loss)}; "
             f"latent_dim={self.latent_dim}; num_classes={self.num_classes}; gp_weight={self.gp_weight}; "
             f"d_steps={self.d_steps}; optimisers={optimisers}"
             + (f"; ema_decay={self.ema_decay} from step {self.ema_start}" if self.ema_decay else "")

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.linen.dtypes import promote_dtype
 
-from gancore.config import DENSE, keep_probability
+from gancore.config import keep_probability
+from gancore.framework_settings import DENSE
 from jaxgan.pallas_dense import fused_dense
 
 

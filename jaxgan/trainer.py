@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,17 +31,29 @@ def all_finite(tree) -> jax.Array:
 
 
 def run_record(config: Config, gan: GAN, image_shape: tuple[int, ...], *, dtype, prng_impl: str, dense: str, devices: int, custom: bool = False) -> dict:
-    """config.json of a jaxgan run: the settings, and what the GAN and the data made of them."""
+    """config.json of a jaxgan run: the settings and the data's (`Config.run_record`), and what the GAN made of them."""
     return {
-        **config.run_record("jax", dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
-        "beta1": None if custom else gan.beta1,  # the Adam beta1 in effect (--beta1 or the architecture's)
-        "image_shape": list(image_shape),
+        **config.run_record("jax", image_shape, dtype=str(dtype or "float32"), prng=prng_impl, dense=dense),
+        **({"beta1": None} if custom else {}),  # a custom GAN's Adam is its own, not the config's
         "num_classes": gan.num_classes,
         "devices": devices,
         "processes": jax.process_count(),
         # A custom GAN is described by what it is, not by the config's research fields.
-        "model": gan.describe() if custom else None,
+        "model": _model(config, gan) if custom else None,
     }
+
+
+def _model(config: Config, gan: GAN) -> str:
+    """A custom GAN's description; when resuming a run saved with the earlier words for this same GAN
+    (`GAN.earlier_description`), those words, so that runs saved before `GAN.describe` changed still resume."""
+    if config.resume:
+        try:
+            saved = json.loads((Path(config.workdir) / "config.json").read_text())["model"]
+        except (OSError, ValueError, KeyError, TypeError):  # runs.prepare_workdir refuses such a workdir in one sentence
+            saved = None
+        if saved == gan.earlier_description():
+            return saved
+    return gan.describe()
 
 
 class JaxTrainer:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gancore.config import DENSE, DROPOUT_BITS, PRNG_IMPLS
+from gancore.config import DROPOUT_BITS
+from gancore.framework_settings import DENSE, PRNG_IMPLS
 from sidebyside import benchmark
 from sidebyside.benchmark import JAX_VARIANTS, XLA_FLAG_SETS, xla_flag_set
 from torch_baseline.bench import TORCH_ROWS

@@ -7,8 +7,9 @@ samples.png (both final grids from the same fixed noise).
 
 import sys
 
-from gancore.config import TORCH, build_parser, from_flags
+from gancore.flags import build_parser, from_flags
 from gancore.runs import run_cli
+from gancore.settings import TORCH
 
 
 def main(argv=None) -> int:

@@ -13,8 +13,9 @@ from gancore import stops  # the standard library only
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from gancore.config import JAX, build_parser, from_flags
+from gancore.flags import build_parser, from_flags
 from gancore.runs import run_cli
+from gancore.settings import JAX
 
 
 def main(argv=None) -> int:

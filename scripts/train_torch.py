@@ -10,8 +10,9 @@ from gancore import stops  # the standard library only
 if __name__ == "__main__":  # first: a signal during the imports and start-up ends in one line
     stops.install()
 
-from gancore.config import TORCH, build_parser, from_flags
+from gancore.flags import build_parser, from_flags
 from gancore.runs import run_cli
+from gancore.settings import TORCH
 
 
 def main(argv=None) -> int:

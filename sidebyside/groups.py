@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gancore import longrun, reporting
-from gancore.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, build_parser, seeds_text
+from gancore.config import CONFIG_SETTINGS, JAX, SETTINGS, Config, UserError, seeds_text
+from gancore.flags import build_parser
 from gancore.runs import EXIT_BAD_INPUT
 
 TRAINERS = ("jaxgan", "torch_baseline")

@@ -122,8 +122,10 @@ def test_a_rate_that_rounds_to_keeping_all_or_nothing_is_refused_in_one_sentence
 def test_a_custom_gan_s_description_is_the_one_saved_before_the_dense_and_bits_fields():
     # config.json's "model" of custom runs saved before --dense and --dropout-bits: resume compares it.
     before = "Generator(\n    # attributes\n    features = (256, 512, 1024)\n    out_dim = 784\n    dtype = None\n    precision = None\n    num_classes = 0\n)"
-    described = GAN(generator=Generator(), discriminator=Discriminator()).describe()
-    assert described.startswith(f"G={before}; D=Discriminator(") and "dense" not in described and "dropout_bits" not in described
+    gan = GAN(generator=Generator(), discriminator=Discriminator())
+    described, earlier = gan.describe(), gan.earlier_description()
+    assert described.startswith(f"generator={before}; discriminator=Discriminator(") and "dense" not in described and "dropout_bits" not in described
+    assert earlier.startswith(f"G={before}; D=Discriminator(") and "dense" not in earlier and "dropout_bits" not in earlier
     assert "dropout_bits = 8" in GAN(generator=Generator(), discriminator=Discriminator(dropout_bits=8)).describe()
 
 

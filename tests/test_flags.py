@@ -3,7 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gancore.config import CONFIG_SETTINGS, JAX, Config, ConfigError, build_parser, from_flags
+from gancore.config import CONFIG_SETTINGS, JAX, Config, ConfigError
+from gancore.flags import build_parser, from_flags
 
 NUMBERS = st.one_of(
     st.integers(-(10**12), 10**12).map(str),

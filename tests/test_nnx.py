@@ -118,7 +118,7 @@ def test_an_nnx_gan_trains_through_fit_evaluates_and_resumes_bit_for_bit(tmp_pat
     for a, b in zip(jax.tree.leaves(params[0]), jax.tree.leaves(params[1]), strict=True):
         np.testing.assert_array_equal(a, b)
     assert params[0]["d_params"]["hidden_0"]["kernel"].shape == (784, 64)
-    assert json.loads((whole / "config.json").read_text())["model"].startswith("G=FromNNX(")
+    assert json.loads((whole / "config.json").read_text())["model"].startswith("generator=FromNNX(")
 
 
 class WithBatchNorm(nnx.Module):

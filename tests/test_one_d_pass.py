@@ -88,7 +88,7 @@ def test_the_stacked_pass_calls_d_once_and_off_by_default_the_step_is_the_articl
     two, one = two_and_one()
     assert Config().one_d_pass is False and make_gan(Config(**SMALL)) == two
     assert count_dots(two) == 2 * count_dots(one) == 2 * 3  # D's three layers, once per pass
-    assert one.describe() == two.describe() + "; one_d_pass"
+    assert one.describe() == two.describe() + "; one_d_pass=True"
 
     def step_text(gan):  # a fresh function each time: traced anew, not taken from jit's cache
         state = step.create_train_state(gan, jax.random.key(0))

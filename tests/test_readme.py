@@ -54,7 +54,7 @@ def test_readme_custom_gan_example_trains_through_fit_and_is_measured(capsys, tm
     assert (workdir / "samples" / "epoch_0003.png").exists() and (workdir / "final_params").exists()
     # README and docs/library.md say what a custom run's config.json holds.
     saved = json.loads((workdir / "config.json").read_text())
-    assert saved["model"].startswith("G=G(); D=D(); d_loss=d_loss; g_loss=g_hinge; latent_dim=64;") and saved["beta1"] is None
+    assert saved["model"] == "generator=G(); discriminator=D(); latent_dim=64; d_loss=d_loss; g_loss=g_hinge" and saved["beta1"] is None
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [60, 120, 180]
     # D learned to tell the digits from G's samples (at the start both read about 1/2).

@@ -9,7 +9,8 @@ import tomllib
 import pytest
 from conftest import ROOT, load_script
 
-from gancore.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, build_parser, from_flags, read_recipe
+from gancore.config import CONFIG_SETTINGS, JAX, RECIPE_NAMES, RECIPES, TORCH, Config, ConfigError, read_recipe
+from gancore.flags import build_parser, from_flags
 from jaxgan.ablation import VARIANTS
 
 
@@ -127,8 +128,8 @@ def test_config_json_records_the_recipe_and_every_value(tmp_path):
     # Every value: the run's Config comes back whole (beta1 as the one in effect).
     assert Config.from_dict(saved) == dataclasses.replace(parse(["--recipe", str(mine), "--seed", "4", "--workdir", str(workdir)]), beta1=0.9)
     # A named recipe's record, as both trainers write it (Config.run_record).
-    assert Config.from_recipe("conditional").run_record(JAX, dtype="float32", prng="threefry2x32")["recipe"] == "conditional"
-    assert Config.from_recipe("unconditional").run_record(TORCH, loader="article")["r1_every"] == 16
+    assert Config.from_recipe("conditional").run_record(JAX, (28, 28), dtype="float32", prng="threefry2x32")["recipe"] == "conditional"
+    assert Config.from_recipe("unconditional").run_record(TORCH, (28, 28), loader="article")["r1_every"] == 16
 
 
 def test_ablate_trains_the_recipes_as_the_files_define_them_with_its_own_budget():
@@ -142,7 +143,7 @@ def test_a_recipe_run_resumes_with_the_recipe_or_its_settings_spelled_out_and_no
     from gancore import runs
 
     def record(config: Config) -> dict:
-        return config.run_record(JAX, dtype="float32", prng="threefry2x32")
+        return config.run_record(JAX, (28, 28), dtype="float32", prng="threefry2x32")
 
     saved = record(parse(["--recipe", "unconditional"]))
     runs.check_same_run(saved, record(parse(["--recipe", "unconditional", "--epochs", "50"])))

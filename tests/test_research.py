@@ -1,6 +1,7 @@
 """The research options: conditional GANs, other losses, a gradient penalty, several D
 steps per G step, and a GAN of your own through the same jitted step and loop."""
 
+import dataclasses
 import json
 
 import jax
@@ -213,7 +214,7 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
     assert [r["step"] for r in records] == [8, 16]
     params = load_final_params(workdir)
     assert params["g_params"]["Dense_1"]["kernel"].shape == (8, 32)  # built second, applied first
-    assert json.loads((workdir / "config.json").read_text())["model"].startswith("G=G(")
+    assert json.loads((workdir / "config.json").read_text())["model"].startswith("generator=G(")
     samples = evaluate.generate_jax(gan, params["g_params"], 20, seed=0)
     assert samples.shape == (20, 784) and np.all(np.abs(samples) <= 1)
     # A run of a custom GAN cannot be rebuilt from its config.json: one sentence says what to do.
@@ -228,6 +229,15 @@ def test_a_gan_of_your_own_trains_through_fit_with_the_same_outputs(tmp_path, mn
         fit(Config(**{**config.to_dict(), "epochs": 3, "resume": True}))
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["1", "2"]
     assert not (workdir / "checkpoints.corrupt").exists()
+    # A run saved with the words GAN.describe() had before (GAN.earlier_description) resumes with the same GAN,
+    # keeps its words, and is refused with another.
+    saved = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**saved, "model": gan.earlier_description()}))
+    with pytest.raises(ConfigError, match="trained with another GAN"):
+        fit(Config(**{**config.to_dict(), "epochs": 3, "resume": True}), gan=dataclasses.replace(gan, gp_weight=1.0))
+    fit(Config(**{**config.to_dict(), "epochs": 3, "resume": True}), gan=gan)
+    assert json.loads((workdir / "config.json").read_text())["model"] == gan.earlier_description()
+    assert [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()] == [8, 16, 24]
 
 
 def test_a_gan_whose_networks_do_not_fit_the_calls_is_refused_before_anything_is_written(tmp_path):

@@ -1,11 +1,14 @@
 """The scripts from outside: the metrics/samples contract and one clear sentence per bad input."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT, load_script
+
+from gancore.config import Config
 
 SCRIPTS = ("train_jax", "train_torch")
 TINY = ["--epochs", "2", "--batch-size", "100", "--subset", "600", "--sample-every", "1"]
@@ -33,7 +36,18 @@ def test_script_writes_metrics_samples_and_plot(tmp_path, script):
     assert pngs == ["epoch_0001.png", "epoch_0002.png"]
     assert (workdir / "samples" / "epoch_0002.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (workdir / "losses.png").stat().st_size > 10_000
-    assert json.loads((workdir / "config.json").read_text())["batch_size"] == 100
+    # config.json as runs were saved with (resume and the readers rely on it): every Config field in order,
+    # beta1 the one in effect, then what each trainer adds.
+    saved = json.loads((workdir / "config.json").read_text())
+    fields = json.loads(json.dumps(dataclasses.asdict(Config(epochs=2, batch_size=100, subset=600, sample_every=1, workdir=str(workdir)))))
+    own = {
+        "train_jax": {"framework": "jax", "dtype": "float32", "prng": "threefry2x32", "dense": "xla", "image_shape": [28, 28], "num_classes": 0},
+        "train_torch": {"framework": "torch", "device": saved.get("device"), "loader": "article", "image_shape": [28, 28]},
+    }[script]
+    if script == "train_jax":
+        own |= {"devices": saved.get("devices"), "processes": 1, "model": None}
+    assert list(saved.items()) == list({**fields, "beta1": 0.9, **own}.items())
+    assert saved["batch_size"] == 100 and saved.get("devices", 1) >= 1 and saved.get("device", "cpu") in ("cpu", "cuda")
     final = workdir / ("final_params" if script == "train_jax" else "final.pt")
     assert final.exists()
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import load_script
 
 from gancore import runs
-from gancore.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError, build_parser, from_flags
+from gancore.config import CONFIG_SETTINGS, JAX, SETTINGS, TORCH, Config, ConfigError
+from gancore.flags import build_parser, from_flags
 from gancore.settings import OWNER, SCRIPT, Setting
 
 CANDIDATES = {int: [1, 2, 3, 100], float: [0.1, 0.25, 1.5], str: ["fashion_mnist", "elsewhere", "conditional", "0,3,5"], tuple: [(8,), (8, 16)]}
@@ -71,7 +72,7 @@ def test_a_shared_flag_is_refused_by_torch_only_for_the_values_it_cannot_run():
 def record(trainer: str, **changes) -> dict:
     framework = {s.name: changes.get(s.name, s.default) for s in SETTINGS if s.run and trainer in s.trainers and s not in CONFIG_SETTINGS}
     framework |= {k: v for k, v in changes.items() if k not in {s.name for s in CONFIG_SETTINGS}}
-    return Config(**{k: v for k, v in changes.items() if k not in framework}).run_record(trainer, **framework)
+    return Config(**{k: v for k, v in changes.items() if k not in framework}).run_record(trainer, (28, 28), **framework)
 
 
 @pytest.mark.parametrize("s", SETTINGS, ids=lambda s: s.name)
@@ -138,9 +139,9 @@ def test_the_run_defining_settings_are_the_ones_runs_were_saved_with():
 def test_run_record_needs_the_trainers_run_defining_framework_settings():
     assert record(JAX)["prng"] == "threefry2x32" and record(TORCH)["loader"] == "article"
     with pytest.raises(TypeError, match="needs"):
-        Config().run_record(JAX, dtype="float32")
+        Config().run_record(JAX, (28, 28), dtype="float32")
     with pytest.raises(TypeError, match="takes"):
-        Config().run_record(TORCH, loader="article", dtype="float32")
+        Config().run_record(TORCH, (28, 28), loader="article", dtype="float32")
 
 
 def test_multi_process_flags_default_to_their_environment_variables(monkeypatch):
@@ -156,7 +157,7 @@ def test_multi_process_flags_default_to_their_environment_variables(monkeypatch)
 
 
 def test_every_setting_with_choices_refuses_another_value_in_one_sentence():
-    from gancore.config import CONFIG_SETTINGS, FRAMEWORK_SETTINGS
+    from gancore.framework_settings import FRAMEWORK_SETTINGS
 
     with_choices = [s for s in (*CONFIG_SETTINGS, *FRAMEWORK_SETTINGS) if s.choices is not None]
     assert {"arch", "dropout_bits", "dense"} <= {s.name for s in with_choices}

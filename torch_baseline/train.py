@@ -107,11 +107,7 @@ def fit(config: Config, *, device: str = "cpu", loader: str = "article", init_st
         )
     train = data.load("train", dataset=config.dataset, data_dir=config.data_dir, digit=config.digit, subset=config.subset)
     config.check_data_size(len(train))
-    run_info = {
-        **config.run_record("torch", device=device, loader=loader),
-        "beta1": config.adam_beta1,
-        "image_shape": list(train.image_shape),
-    }
+    run_info = config.run_record("torch", train.image_shape, device=device, loader=loader)
     torch.manual_seed(config.seed)
     G, D, g_optim, d_optim = build(config, int(np.prod(train.image_shape)), device)
     if init_state_dicts is not None:
