@@ -71,11 +71,11 @@ class Members(Protocol):
 
     def train_epochs(self, k: int) -> tuple[list[list[dict[str, float]]], np.ndarray]:
         """k epochs: each epoch's means per member ([epoch][member]) and alive_ExK, whether each member's
-        params (and, where `freezes`, its means) are finite after each epoch."""
+        params and means are finite after each epoch (a single run checks its params at the call's end)."""
 
     def step(self) -> int: ...
     def snapshot(self) -> Any: ...
-    def members(self) -> list[Trainer]:
+    def views(self) -> list[Trainer]:
         """Each member now as a single run's trainer (its grids, evaluations, best params)."""
 
 
@@ -102,10 +102,10 @@ class Single:
         self.steps_per_epoch, self.image_shape = trainer.steps_per_epoch, trainer.image_shape
         self.latent_dim, self.num_classes = trainer.latent_dim, trainer.num_classes
 
-    def train_epochs(self, k: int) -> tuple[list[list[dict[str, float]]], list[list[bool]]]:
+    def train_epochs(self, k: int) -> tuple[list[list[dict[str, float]]], np.ndarray]:
         per_epoch, finite = self.trainer.train_epochs(k)
         # Params are checked at the end of the call; a NaN loss names its own epoch (runs.stop_if_diverged).
-        return [[means] for means in per_epoch], [[finite or i < k - 1] for i in range(k)]
+        return [[means] for means in per_epoch], np.array([[finite or i < k - 1] for i in range(k)])
 
     def step(self) -> int:
         return self.trainer.step()
@@ -113,7 +113,7 @@ class Single:
     def snapshot(self) -> Any:
         return self.trainer.snapshot()
 
-    def members(self) -> list[Trainer]:
+    def views(self) -> list[Trainer]:
         return [self.trainer]
 
 

@@ -131,7 +131,7 @@ def _train(config, run_info, trainer: Members, checkpointer, team, first_epoch, 
             for i, per_member in enumerate(per_epoch):
                 step = last_step - (k - 1 - i) * trainer.steps_per_epoch
                 # Of the state at the call's end, which is this epoch's.
-                views = trainer.members() if i == k - 1 and evaluates and config.eval_every and epoch % config.eval_every == 0 else None
+                views = trainer.views() if i == k - 1 and evaluates and config.eval_every and epoch % config.eval_every == 0 else None
                 for m, (member, means) in enumerate(zip(members, per_member, strict=True)):
                     if member.stopped:
                         continue
@@ -172,7 +172,7 @@ def _train(config, run_info, trainer: Members, checkpointer, team, first_epoch, 
                 writer.drain()
             drained = time.perf_counter()
             if main and _draws_grid(config, epoch):
-                views = trainer.members()
+                views = trainer.views()
                 for m, member in enumerate(members):
                     if not member.stopped:
                         z_grid, grid_labels, grid_cols = grids[m]

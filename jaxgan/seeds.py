@@ -118,7 +118,7 @@ class _Run:
     def snapshot(self) -> TrainState:
         return self.trainer.state
 
-    def members(self) -> list[JaxTrainer]:
+    def views(self) -> list[JaxTrainer]:
         """Each member as a single run's trainer (for its grids, evaluations and final files), from one host copy."""
         host = jax.device_get(self.trainer.state)
         views = [JaxTrainer(self.gan, None, None, None, None, self.image_shape, self.trainer.steps_per_epoch) for _ in self.seeds]
@@ -160,7 +160,7 @@ class _Run:
     def finish(self) -> None:
         """Each member's final pictures, params and summary.json, then the table of members (seeds.json last)."""
         rows = []
-        for view, member in zip(self.members(), self.per_seed, strict=True):
+        for view, member in zip(self.views(), self.per_seed, strict=True):
             records = member.records
             loop._finish(self.configs[member.seed], view, member.workdir, records, loop.Team(), title=f"jaxgan, seed {member.seed}")
             last = records[-1] if records else {}
