@@ -7,6 +7,9 @@ checkpoints (each written while the next call trains; and the params of the best
 TensorBoard events and final pictures by a writer thread, `gancore.background`), stops on Ctrl-C
 or divergence, and writes the final pictures, the final params and `summary.json` (written
 last: a run whose summary names its last checkpoint's epoch is finished).
+
+`_train` is the one epoch loop: of a single run (one `Member`) and of jaxgan's `--seeds`
+(`jaxgan.seeds`: K members trained as one program, each writing its own folder).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from tqdm import tqdm
 
 from gancore import background, files, reporting, resume, runs, summaries
 from gancore.config import Config, ConfigError
-from gancore.framework import Checkpointer, Team, Trainer
+from gancore.framework import Checkpointer, Member, Members, Single, Team, Trainer
 
 INTERPOLATION_STEPS = 10
 CALL_SECONDS = 2.0  # the most a call of several epochs should take, by the last call's pace
@@ -66,8 +69,10 @@ def run(
             _redraw_lost_grid(config, trainer, first_epoch - 1)
         timing = {"startup_s": _process_age() - (time.perf_counter() - started), "setup_s": time.perf_counter() - started}
         blocked = {"grids": [], "checkpoints": []}  # seconds the loop waited on each write
+        member = Member(workdir, config.seed, records, None if evaluate is None else lambda _trainer: evaluate())
         if first_epoch <= config.epochs:
-            records = _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing, blocked)
+            _train(config, run_info, Single(trainer), checkpointer, team, first_epoch, [member], timing, blocked)
+        records = member.records
         write_started = time.perf_counter()
         _finish(config, trainer, workdir, records, team, title)
         timing["final_outputs_s"] = time.perf_counter() - write_started
@@ -85,6 +90,11 @@ def run(
     return workdir
 
 
+def stops(members: list[Member]) -> str:
+    """Which members diverged, and when."""
+    return ", ".join(f"seed {m.seed} diverged in epoch {m.stopped}" for m in sorted(members, key=lambda m: m.seed) if m.stopped)
+
+
 def _process_age() -> float:
     """Seconds since this process started (imports, data, building the GAN); 0 where /proc is missing."""
     try:
@@ -95,41 +105,66 @@ def _process_age() -> float:
         return 0.0
 
 
-def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, evaluate, timing, blocked) -> list[dict]:
-    workdir, main = Path(config.workdir), team.is_main
-    z_grid, grid_labels, grid_cols = reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, config.seed)
+def _train(config, run_info, trainer: Members, checkpointer, team, first_epoch, members: list[Member], timing, blocked) -> None:
+    """Trains the members from `first_epoch` to --epochs, each writing its own folder; checkpoints
+    `trainer` whole, with the members that stopped in its meta."""
+    main = team.is_main
+    grids = [reporting.sample_grid_inputs(trainer.latent_dim, trainer.num_classes, member.seed) for member in members]
     bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch", disable=not main)
-    log = reporting.MetricsLog(workdir / "metrics.jsonl", append=config.resume) if main else _Silent()
-    tensorboard = summaries.TensorBoard(workdir, first_epoch) if main else _Silent()
+    evaluates = any(member.evaluate for member in members)
     timing.update(first_call_s=0.0, train_s=0.0, write_s=0.0)
     epoch, epoch_seconds, saved = first_epoch, None, None  # saved: the epoch of the last checkpoint begun
     # The writer is left first: its queued writes finish before TensorBoard closes.
-    with log, tensorboard, runs.StopFlag() as stop, bar, background.Writer() as writer:
-        writer.submit(tensorboard.open)  # its imports and files off the way to the first call
+    with contextlib.ExitStack() as stack, runs.StopFlag() as stop, bar, background.Writer() as writer:
+        logs = [stack.enter_context(reporting.MetricsLog(m.workdir / "metrics.jsonl", append=config.resume) if main else _Silent()) for m in members]
+        boards = [stack.enter_context(summaries.TensorBoard(m.workdir, first_epoch) if main else _Silent()) for m in members]
+        for board in boards:
+            writer.submit(board.open)  # its imports and files off the way to the first call
         while epoch <= config.epochs:
-            k = _epochs_per_call(config, epoch, epoch_seconds, evaluate is not None)
+            k = _epochs_per_call(config, epoch, epoch_seconds, evaluates)
             start = time.perf_counter()
-            per_epoch, finite = trainer.train_epochs(k)
+            per_epoch, alive_ExK = trainer.train_epochs(k)
             seconds = time.perf_counter() - start
             timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
             _settle(checkpointer, saved, timing, blocked)  # the last checkpoint was written while this call trained
             epoch_seconds, last_step = seconds / k, trainer.step()
-            for i, means in enumerate(per_epoch):
-                # Params are checked at the end of the call; a NaN loss names its own epoch.
-                runs.stop_if_diverged(epoch, means, finite or i < k - 1, checkpointer)
+            for i, per_member in enumerate(per_epoch):
                 step = last_step - (k - 1 - i) * trainer.steps_per_epoch
-                record = runs.epoch_record(epoch, step, means, epoch_seconds, trainer.steps_per_epoch)
-                if i == k - 1 and evaluate and config.eval_every and epoch % config.eval_every == 0:
-                    record |= evaluate() if main else {}  # of the state at the call's end, which is this epoch's
-                    if team.share("best" if runs.is_best(record, records) else None):  # process 0's verdict; all save
-                        trainer.save_best(workdir)
-                log.write(record)
-                writer.submit(tensorboard.scalars, record)
-                records.append(record)
+                # Of the state at the call's end, which is this epoch's.
+                views = trainer.views() if i == k - 1 and evaluates and config.eval_every and epoch % config.eval_every == 0 else None
+                for m, (member, means) in enumerate(zip(members, per_member, strict=True)):
+                    if member.stopped:
+                        continue
+                    if not trainer.freezes:  # a single run: its divergence stops it
+                        runs.stop_if_diverged(epoch, means, alive_ExK[i][m], checkpointer)
+                    elif not alive_ExK[i][m]:
+                        member.stopped = epoch
+                        tqdm.write(f"seed {member.seed} diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); it stops there, the others go on.")
+                        continue
+                    record = runs.epoch_record(epoch, step, means, epoch_seconds, trainer.steps_per_epoch)
+                    if views and member.evaluate:
+                        record |= member.evaluate(views[m]) if main else {}
+                        if team.share("best" if runs.is_best(record, member.records) else None):  # process 0's verdict; all save
+                            views[m].save_best(member.workdir)
+                    logs[m].write(record)
+                    writer.submit(boards[m].scalars, record)
+                    member.records.append(record)
                 epoch += 1
             written, epoch = time.perf_counter(), epoch - 1  # the last epoch trained
             bar.update(k)
-            bar.set_postfix(runs.progress(record))
+            alive = [m for m in members if not m.stopped]
+            if trainer.freezes:
+                bar.set_postfix(seeds_alive=len(alive), steps_s=f"{trainer.steps_per_epoch / epoch_seconds:.0f}")
+            else:
+                bar.set_postfix(runs.progress(alive[0].records[-1]))
+            if not alive:
+                _settle(checkpointer, saved, timing, blocked)
+                kept = checkpointer.epochs()
+                raise runs.Diverged(
+                    f"every seed diverged ({stops(members)}); "
+                    + (f"the last good checkpoint is epoch {kept[-1]} in {checkpointer.directory}" if kept else "no checkpoint was saved yet")
+                    + "; try a lower --lr."
+                )
             checkpoint = epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set
             if checkpoint:
                 # The grids before this epoch's reach the disk before its checkpoint does (a resume redraws
@@ -137,13 +172,18 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
                 writer.drain()
             drained = time.perf_counter()
             if main and _draws_grid(config, epoch):
-                samples = trainer.sample(z_grid, grid_labels)  # drawn on the device while the writer waits for it
-                writer.submit(_write_grid, tensorboard, samples, _grid_path(workdir, epoch), trainer.image_shape, grid_cols, epoch)
+                views = trainer.views()
+                for m, member in enumerate(members):
+                    if not member.stopped:
+                        z_grid, grid_labels, grid_cols = grids[m]
+                        samples = views[m].sample(z_grid, grid_labels)  # drawn on the device while the writer waits for it
+                        writer.submit(_write_grid, boards[m], samples, _grid_path(member.workdir, epoch), trainer.image_shape, grid_cols, epoch)
                 blocked["grids"].append(time.perf_counter() - drained)
             if checkpoint:
                 saving = time.perf_counter()
                 with _writing(checkpointer, epoch):
-                    checkpointer.save(epoch, trainer.snapshot(), run_info)
+                    stopped = {"stopped": {str(m.seed): m.stopped for m in members if m.stopped}} if trainer.freezes else {}
+                    checkpointer.save(epoch, trainer.snapshot(), run_info | stopped)
                 saved = epoch
                 blocked["checkpoints"].append(drained - written + time.perf_counter() - saving)
             timing["write_s"] += time.perf_counter() - written
@@ -156,7 +196,6 @@ def _train(config, run_info, trainer, checkpointer, team, first_epoch, records, 
         writer.drain()
         timing["write_s"] += time.perf_counter() - drained
         _settle(checkpointer, saved, timing, blocked)
-    return records
 
 
 def _draws_grid(config: Config, epoch: int) -> bool:

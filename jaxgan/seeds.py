@@ -9,30 +9,30 @@ stacked state: the members are always at one epoch, so a checkpoint is one atomi
 one digest, `--resume` restores every member from the same intact epoch (`gancore.resume`), and
 its meta records which members had stopped. A member that diverges stops there: metrics.jsonl
 ends at its last finite epoch, its state stays frozen at it (final_params), the others go on.
-The program runs on one device of one process.
+The program runs on one device of one process; `gancore.loop._train` trains it, as it trains a
+single run (this module's `_Run` is its `framework.Members`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
-from gancore import data, files, loop, reporting, resume, runs, summaries
+from gancore import data, files, framework, loop, reporting, resume, runs
 from gancore.config import Config, ConfigError, seeds_text
 from jaxgan import evaluate, stacked
 from jaxgan.build import make_gan
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.gan import GAN
-from jaxgan.step import init_train_state
+from jaxgan.step import TrainState, init_train_state
 from jaxgan.trainer import JaxTrainer, run_record
 
 
@@ -87,7 +87,9 @@ def _prepare(config: Config, top_info: dict, members: dict[int, Config], infos: 
 
 
 class _Run:
-    """The life of the members' run: `gancore.loop`'s, once for all of them, each member writing its own folder."""
+    """The members' run: `gancore.loop`'s, once for all of them (its `Members`), each member writing its own folder."""
+
+    freezes = True  # a member that diverges is frozen while the others go on
 
     def __init__(
         self,
@@ -100,14 +102,21 @@ class _Run:
         infos: dict[int, dict],
     ):
         self.config, self.top_info, self.gan, self.image_shape, self.trainer = config, top_info, gan, image_shape, trainer
-        self.members, self.infos, self.seeds = members, infos, list(members)
-        self.records: dict[int, list[dict]] = {s: [] for s in self.seeds}
-        self.stopped: dict[int, int] = {}  # seed -> the epoch in which it diverged
-        self.timing = {"first_call_s": 0.0, "train_s": 0.0, "write_s": 0.0}
+        self.latent_dim, self.num_classes, self.steps_per_epoch = gan.latent_dim, gan.num_classes, trainer.steps_per_epoch
+        self.configs, self.infos, self.seeds = members, infos, list(members)
+        self.per_seed = [framework.Member(Path(c.workdir), s, evaluate=functools.partial(self.evaluate, seed=s)) for s, c in members.items()]
+        self.timing: dict[str, float] = {}
+        self.blocked: dict[str, list[float]] = {"grids": [], "checkpoints": []}
         self.checkpointer: Checkpointer
 
-    def folder(self, seed: int) -> Path:
-        return Path(self.members[seed].workdir)
+    def train_epochs(self, k: int) -> tuple[list[list[dict[str, float]]], np.ndarray]:
+        return self.trainer.train_epochs(k)
+
+    def step(self) -> int:
+        return self.trainer.step()
+
+    def snapshot(self) -> TrainState:
+        return self.trainer.state
 
     def views(self) -> list[JaxTrainer]:
         """Each member as a single run's trainer (for its grids, evaluations and final files), from one host copy."""
@@ -125,86 +134,24 @@ class _Run:
             runs.reopen_for_resume(top, self.top_info)
             print(f"{top} holds no complete checkpoint (the run stopped before its first one): starting it afresh from epoch 1.")
             for s in self.seeds:
-                runs.start_afresh(self.folder(s), self.infos[s])
+                runs.start_afresh(Path(self.configs[s].workdir), self.infos[s])
             return 1
         state, meta = restored
         epoch = meta["epoch"]
         if epoch > self.config.epochs or (epoch == self.config.epochs and _table(top).get("epoch") == epoch):
             raise ConfigError(f"the runs in {top} are already at epoch {epoch}; pass --epochs above {epoch} to continue them.")
         runs.reopen_for_resume(top, self.top_info)  # config.json: the run goes on with this --epochs etc.
-        self.stopped = {int(s): e for s, e in meta["config"].get("stopped", {}).items()}
-        self.trainer.load(state, np.array([s not in self.stopped for s in self.seeds]))
-        for s in self.seeds:
-            (self.folder(s) / "samples").mkdir(parents=True, exist_ok=True)
-            runs.reopen_for_resume(self.folder(s), self.infos[s])
-            self.records[s] = runs.keep_metrics_through(self.folder(s) / "metrics.jsonl", epoch)
+        stopped = {int(s): e for s, e in meta["config"].get("stopped", {}).items()}
+        self.trainer.load(state, np.array([s not in stopped for s in self.seeds]))
+        for member in self.per_seed:
+            (member.workdir / "samples").mkdir(parents=True, exist_ok=True)
+            runs.reopen_for_resume(member.workdir, self.infos[member.seed])
+            member.records, member.stopped = runs.keep_metrics_through(member.workdir / "metrics.jsonl", epoch), stopped.get(member.seed)
         print(f"resuming the {len(self.seeds)} seeds in {top} from epoch {epoch} (step {meta['step']})")
         return epoch + 1
 
     def train(self, first_epoch: int) -> None:
-        config, trainer, seeds = self.config, self.trainer, self.seeds
-        grids = {s: reporting.sample_grid_inputs(self.gan.latent_dim, self.gan.num_classes, s) for s in seeds}
-        epoch, epoch_seconds, saved = first_epoch, None, None
-        bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch")
-        with contextlib.ExitStack() as stack, runs.StopFlag() as stop, bar:
-            logs = {s: stack.enter_context(reporting.MetricsLog(self.folder(s) / "metrics.jsonl", append=config.resume)) for s in seeds}
-            boards = {s: stack.enter_context(summaries.TensorBoard(self.folder(s), first_epoch)) for s in seeds}
-            while epoch <= config.epochs:
-                k = loop._epochs_per_call(config, epoch, epoch_seconds, bool(config.eval_every))
-                start = time.perf_counter()
-                per_epoch, alive_ExK = trainer.train_epochs(k)
-                seconds = time.perf_counter() - start
-                self.timing["first_call_s" if epoch == first_epoch else "train_s"] += seconds
-                loop._settle(self.checkpointer, saved, self.timing)
-                epoch_seconds, last_step = seconds / k, trainer.step()
-                for i, per_member in enumerate(per_epoch):
-                    step = last_step - (k - 1 - i) * trainer.steps_per_epoch
-                    # Of the state at the call's end, which is this epoch's.
-                    views = self.views() if i == k - 1 and config.eval_every and epoch % config.eval_every == 0 else None
-                    for m, s in enumerate(seeds):
-                        if s in self.stopped:
-                            continue
-                        if not alive_ExK[i, m]:
-                            self.stopped[s] = epoch
-                            tqdm.write(f"seed {s} diverged in epoch {epoch} (a loss or a parameter is NaN or Inf); it stops there, the others go on.")
-                            continue
-                        record = runs.epoch_record(epoch, step, per_member[m], epoch_seconds, trainer.steps_per_epoch)
-                        if views:
-                            record |= self.evaluate(views[m], s)
-                            if runs.is_best(record, self.records[s]):
-                                views[m].save_best(self.folder(s))
-                        logs[s].write(record)
-                        boards[s].scalars(record)
-                        self.records[s].append(record)
-                    epoch += 1
-                written, epoch = time.perf_counter(), epoch - 1
-                bar.update(k)
-                bar.set_postfix(seeds_alive=len(seeds) - len(self.stopped), steps_s=f"{trainer.steps_per_epoch / epoch_seconds:.0f}")
-                if epoch % config.sample_every == 0 or epoch == config.epochs:
-                    for view, s in zip(self.views(), seeds):
-                        if s not in self.stopped:
-                            png = self.folder(s) / "samples" / f"epoch_{epoch:04d}.png"
-                            reporting.save_grid(view.sample(*grids[s][:2]), png, self.image_shape, grids[s][2])
-                            boards[s].image("samples", png, epoch)
-                if len(self.stopped) == len(seeds):
-                    loop._settle(self.checkpointer, saved, self.timing)
-                    kept = self.checkpointer.epochs()
-                    raise runs.Diverged(
-                        f"every seed diverged ({_stops(self.stopped)}); "
-                        + (f"the last good checkpoint is epoch {kept[-1]} in {self.checkpointer.directory}" if kept else "no checkpoint was saved yet")
-                        + "; try a lower --lr."
-                    )
-                if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.set:
-                    with loop._writing(self.checkpointer, epoch):
-                        stopped = {str(s): e for s, e in self.stopped.items()}
-                        self.checkpointer.save(epoch, trainer.state, self.top_info | {"stopped": stopped})
-                    saved = epoch
-                self.timing["write_s"] += time.perf_counter() - written
-                if stop.set:
-                    loop._settle(self.checkpointer, saved, self.timing)
-                    raise runs.Interrupted(f"checkpoint of epoch {epoch} saved in {self.checkpointer.directory}; continue with --resume.", stop.signum)
-                epoch += 1
-            loop._settle(self.checkpointer, saved, self.timing)
+        loop._train(self.config, self.top_info, self, self.checkpointer, loop.Team(), first_epoch, self.per_seed, self.timing, self.blocked)
 
     def evaluate(self, view: JaxTrainer, seed: int) -> dict:
         """A member's sample quality, as `jaxgan.fit` evaluates the run of its seed."""
@@ -212,38 +159,40 @@ class _Run:
 
     def finish(self) -> None:
         """Each member's final pictures, params and summary.json, then the table of members (seeds.json last)."""
-        members = []
-        for view, s in zip(self.views(), self.seeds):
-            records = self.records[s]
-            loop._finish(self.members[s], view, self.folder(s), records, loop.Team(), title=f"jaxgan, seed {s}")
+        rows = []
+        for view, member in zip(self.views(), self.per_seed, strict=True):
+            records = member.records
+            loop._finish(self.configs[member.seed], view, member.workdir, records, loop.Team(), title=f"jaxgan, seed {member.seed}")
             last = records[-1] if records else {}
             summary = {"epoch": last.get("epoch", 0), "step": last.get("step", 0), **runs.best_evaluation(records)}
-            summary |= {"diverged_in_epoch": self.stopped[s]} if s in self.stopped else {}
-            files.write_text(self.folder(s) / "summary.json", json.dumps(summary, indent=2))
+            summary |= {"diverged_in_epoch": member.stopped} if member.stopped else {}
+            files.write_text(member.workdir / "summary.json", json.dumps(summary, indent=2))
             evaluated = [r for r in records if "fid" in r]
-            members.append(
+            rows.append(
                 {
-                    "seed": s,
+                    "seed": member.seed,
                     "epoch": summary["epoch"],
                     "step": summary["step"],
                     **{key: last.get(key) for key in reporting.METRIC_KEYS},
                     "fid": evaluated[-1]["fid"] if evaluated else None,
                     **runs.best_evaluation(records),
-                    "diverged_in_epoch": self.stopped.get(s),
-                    "folder": self.folder(s).name,
+                    "diverged_in_epoch": member.stopped,
+                    "folder": member.workdir.name,
                 }
             )
         top = Path(self.config.workdir)
-        timing = {k: round(v, 3) for k, v in self.timing.items()}
-        table = {"epoch": self.config.epochs, "seeds": self.seeds, "steps_per_epoch": self.trainer.steps_per_epoch, "seconds": timing, "members": members}
+        table = {
+            "epoch": self.config.epochs,
+            "seeds": self.seeds,
+            "steps_per_epoch": self.trainer.steps_per_epoch,
+            "seconds": {k: round(v, 3) for k, v in self.timing.items()},
+            "blocking_writes": {kind: loop._seconds_each(s) for kind, s in self.blocked.items()},
+            "members": rows,
+        }
         files.write_text(top / "seeds.md", markdown(table))
         files.write_text(top / "seeds.json", json.dumps(table, indent=2))
-        if self.stopped:
-            print(f"stopped: {_stops(self.stopped)}; the other seeds trained to epoch {self.config.epochs}.")
-
-
-def _stops(stopped: dict[int, int]) -> str:
-    return ", ".join(f"seed {s} diverged in epoch {e}" for s, e in sorted(stopped.items()))
+        if any(member.stopped for member in self.per_seed):
+            print(f"stopped: {loop.stops(self.per_seed)}; the other seeds trained to epoch {self.config.epochs}.")
 
 
 def _table(top: Path) -> dict:

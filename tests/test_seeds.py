@@ -8,6 +8,8 @@ member trained with another seed's key, or with another seed's shuffle, misses b
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -200,3 +202,34 @@ def test_a_bad_seeds_value_is_refused_in_one_sentence(bad, tmp_path, capsys):
     assert err == f"error: --seeds must be a count K of at least 1 or a comma-separated list of distinct seeds in [0, 2**32), such as 0,3,5, got {bad!r}.\n"
     assert not (tmp_path / "run").exists()
     assert Config(seeds="3", seed=5).member_seeds == (5, 6, 7) and Config(seeds="4,").member_seeds == (4,)
+
+
+def test_the_members_grids_are_written_by_the_writer_thread_and_a_slow_one_does_not_hold_the_training(tmp_path, monkeypatch):
+    from gancore import loop
+    from jaxgan import fit
+
+    sleep, ends, written = 1.5, [], []  # long beside a tiny epoch, even on a busy machine
+    real_write, real_train = loop._write_grid, stacked.Stacked.train_epochs
+
+    def slow_write(*args):
+        time.sleep(sleep)
+        real_write(*args)
+        written.append((time.perf_counter(), threading.current_thread()))
+
+    def timed_train(self, k):
+        out = real_train(self, k)
+        ends.append(time.perf_counter())
+        return out
+
+    monkeypatch.setattr(loop, "_write_grid", slow_write)
+    monkeypatch.setattr(stacked.Stacked, "train_epochs", timed_train)
+    tiny = dict(latent_dim=8, g_features=(16,), d_features=(16,), batch_size=50, subset=200)
+    config = Config(epochs=2, sample_every=1, checkpoint_every=100, seeds="2", workdir=str(tmp_path / "seeds"), **tiny)
+    fit.fit(config)
+    assert len(written) == 4 and ends[-1] < written[0][0]  # both epochs trained before the first grid was written
+    assert all(thread is not threading.main_thread() for _, thread in written)
+    table = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert table["blocking_writes"]["grids"]["count"] == 2 and table["blocking_writes"]["grids"]["max_s"] < sleep
+    assert table["blocking_writes"]["checkpoints"]["count"] == 1 and table["seconds"]["train_s"] < sleep
+    for s in (0, 1):
+        assert sorted(p.name for p in (tmp_path / "seeds" / f"seed_{s}" / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
