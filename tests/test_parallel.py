@@ -4,9 +4,11 @@ Several devices on the CPU need XLA_FLAGS before JAX starts, so those tests run
 in subprocesses; the pytest process itself has one CPU device.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -102,10 +104,13 @@ def test_eight_devices_train_the_same_steps_as_one(tmp_path):
     assert str(r["error"]) == "--batch-size 100 does not split evenly over 8 devices; choose a multiple of 8 such as 96 or 104."
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports (their sockets are open together, so none is given twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 SMALL = Config(
@@ -122,25 +127,29 @@ SMALL = Config(
 # One process of a two-process run: what scripts/train_jax.py does after its flags, on a small model.
 PROCESS = textwrap.dedent("""
     import sys
-    from jaxgan import parallel
+    from jaxgan import compile_cache, parallel
     from gancore.config import Config
     from jaxgan.fit import fit
 
     address, process_id, config = sys.argv[1], int(sys.argv[2]), Config.from_dict(eval(sys.argv[3]))
+    compile_cache.enable()  # as train_jax.py does: process 0 loads what the first launch compiled
     assert parallel.initialize(address, 2, process_id)
     fit(config)
 """)
 
 
-def test_two_processes_train_the_same_steps_as_one(tmp_path):
+def launch_two_processes(config: dict, port: int) -> list[subprocess.Popen]:
+    """Processes 0 and 1 of a two-process run of `config` (a Config's dict), 2 CPU devices each."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    argv = lambda i: [sys.executable, "-c", PROCESS, f"localhost:{port}", str(i), repr(config)]
+    return [subprocess.Popen(argv(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+
+
+def test_two_processes_train_the_same_steps_as_one(tmp_path):
     small = dataclasses.replace(SMALL, epochs=1, subset=200)  # 2 steps an epoch, as few as show the split
     two = dataclasses.replace(small, workdir=str(tmp_path / "two")).to_dict()
-    address = f"localhost:{free_port()}"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for i in range(2)
-    ]
+    first, refusal, resume = free_ports(3)
+    procs = launch_two_processes(two, first)
     fit(dataclasses.replace(small, workdir=str(tmp_path / "one")))  # here: one process, one device
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
@@ -162,30 +171,16 @@ def test_two_processes_train_the_same_steps_as_one(tmp_path):
     assert names(tmp_path / "two" / "samples") == ["epoch_0001.png"]
     assert names(tmp_path / "two" / "checkpoints") == ["1"]
 
-    # Process 0 refusing the workdir stops both processes with its sentence (none waits for it).
-    address = f"localhost:{free_port()}"
-    again = [
-        subprocess.Popen([sys.executable, "-c", PROCESS, address, str(i), repr(two)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for i in (0, 1)
-    ]
-    for p in again:
+    # Process 0 refusing the workdir stops both processes with its sentence (none waits for it):
+    # on a copy of the run, at the same time as the resume below.
+    shutil.copytree(tmp_path / "two", tmp_path / "held")
+    refused = launch_two_processes({**two, "workdir": str(tmp_path / "held")}, refusal)
+    # Both processes resume; process 0 alone replays metrics.jsonl, and the result matches a one-process resume.
+    procs = launch_two_processes({**two, "epochs": 2, "resume": True}, resume)
+    fit(dataclasses.replace(small, epochs=2, resume=True, workdir=str(tmp_path / "one")))
+    for p in refused:
         _, err = p.communicate(timeout=120)
         assert p.returncode != 0 and "already holds a run" in err
-
-    # Both processes resume; process 0 alone replays metrics.jsonl, and the result matches a one-process resume.
-    resumed = dataclasses.replace(small, epochs=2, resume=True)
-    address = f"localhost:{free_port()}"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", PROCESS, address, str(i), repr({**two, "epochs": 2, "resume": True})],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in (0, 1)
-    ]
-    fit(dataclasses.replace(resumed, workdir=str(tmp_path / "one")))
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
