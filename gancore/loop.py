@@ -172,7 +172,7 @@ def _train(config, run_info, trainer: Members, checkpointer, team, first_epoch, 
                 writer.drain()
             drained = time.perf_counter()
             if main and _draws_grid(config, epoch):
-                views = trainer.views()
+                views = views or trainer.views()  # the last epoch's evaluation took them of this same state
                 for m, member in enumerate(members):
                     if not member.stopped:
                         z_grid, grid_labels, grid_cols = grids[m]
@@ -241,14 +241,14 @@ def _epochs_per_call(config: Config, epoch: int, epoch_seconds: float | None, ev
     return min(to_event, by_time, config.epochs - epoch + 1)
 
 
-def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict, blocked: dict | None = None) -> None:
+def _settle(checkpointer: Checkpointer, epoch: int | None, timing: dict, blocked: dict) -> None:
     """Waits until the checkpoint of `epoch` (None: none begun) is on disk; the wait counts as writing it."""
     started = time.perf_counter()
     with _writing(checkpointer, epoch):
         checkpointer.wait()
     waited = time.perf_counter() - started
     timing["write_s"] += waited
-    if epoch is not None and blocked and blocked["checkpoints"]:
+    if epoch is not None and blocked["checkpoints"]:
         blocked["checkpoints"][-1] += waited
 
 
