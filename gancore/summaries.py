@@ -91,8 +91,8 @@ def _wait_for_a_later_second(workdir: Path) -> None:
     process (a resume in a notebook, a test) would sort by the counter as text (10 before 9).
     Waiting, at most a second, for a later second puts the resumed run's file after the others."""
     seconds = [int(p.name.split(".")[3]) for p in workdir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
-    while seconds and time.time() < max(seconds) + 1:
-        time.sleep(0.02)
+    if seconds:
+        time.sleep(max(0.0, max(seconds) + 1 - time.time()))
 
 
 def save_progress_gif(samples_dir: Path, path: Path, last_epoch: int) -> int:
