@@ -66,7 +66,7 @@ def run(
     with lock, contextlib.closing(trainer.open_checkpointer(workdir, config.keep_checkpoints)) as checkpointer:
         first_epoch, records = resume.resume_run(config, run_info, trainer, checkpointer, team) if config.resume else (1, [])
         if team.is_main and first_epoch > 1:
-            _redraw_lost_grid(config, trainer, first_epoch - 1)
+            redraw_lost_grid(config, trainer, first_epoch - 1)
         timing = {"startup_s": _process_age() - (time.perf_counter() - started), "setup_s": time.perf_counter() - started}
         blocked = {"grids": [], "checkpoints": []}  # seconds the loop waited on each write
         member = Member(workdir, config.seed, records, None if evaluate is None else lambda _trainer: evaluate())
@@ -216,7 +216,7 @@ def _write_grid(tensorboard, samples_NxD, png: Path, image_shape: tuple[int, ...
     tensorboard.image("samples", png, epoch)
 
 
-def _redraw_lost_grid(config: Config, trainer: Trainer, epoch: int) -> None:
+def redraw_lost_grid(config: Config, trainer: Trainer, epoch: int) -> None:
     """The grid of the checkpoint a run resumes from, when the process was killed before writing it."""
     png = _grid_path(Path(config.workdir), epoch)
     if _draws_grid(config, epoch) and not png.exists():

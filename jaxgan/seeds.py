@@ -147,6 +147,9 @@ class _Run:
             (member.workdir / "samples").mkdir(parents=True, exist_ok=True)
             runs.reopen_for_resume(member.workdir, self.infos[member.seed])
             member.records, member.stopped = runs.keep_metrics_through(member.workdir / "metrics.jsonl", epoch), stopped.get(member.seed)
+        for view, member in zip(self.views(), self.per_seed, strict=True):
+            if member.stopped is None:  # a frozen member drew no grid after it stopped
+                loop.redraw_lost_grid(self.configs[member.seed], view, epoch)
         print(f"resuming the {len(self.seeds)} seeds in {top} from epoch {epoch} (step {meta['step']})")
         return epoch + 1
 

@@ -140,6 +140,8 @@ def test_ctrl_c_then_resume_continue_every_member_bit_for_bit(tmp_path, monkeypa
     assert "checkpoint of epoch 2 saved" in capsys.readouterr().err
     monkeypatch.undo()
     assert [len(read(stopped / f"seed_{s}")) for s in (0, 1)] == [2, 2] and not (stopped / "seeds.json").exists()
+    lost = stopped / "seed_1" / "samples" / "epoch_0002.png"  # as if killed after the checkpoint, before this grid
+    lost.unlink()
     # A single run's flags, or other seeds, do not resume the members; nothing is changed by trying.
     assert train([*FLAGS, "--epochs", "3", "--resume", "--workdir", str(stopped)]) == 2
     assert "has seeds='0,1', this command has None; use the same --seeds" in capsys.readouterr().err
@@ -151,6 +153,8 @@ def test_ctrl_c_then_resume_continue_every_member_bit_for_bit(tmp_path, monkeypa
         assert [{k: r[k] for k in LOSSES} for r in read(stopped / f"seed_{s}")] == [{k: r[k] for k in LOSSES} for r in read(straight / f"seed_{s}")]
         for a, b in zip(leaves(final(stopped / f"seed_{s}")), leaves(final(straight / f"seed_{s}")), strict=True):
             np.testing.assert_array_equal(a, b)
+    # The resume redrew the lost grid from the restored member: the picture the straight run drew.
+    np.testing.assert_array_equal(matplotlib.image.imread(lost), matplotlib.image.imread(straight / "seed_1" / "samples" / "epoch_0002.png"))
     assert train([*FLAGS, "--epochs", "3", "--resume", "--seeds", "2", "--workdir", str(stopped)]) == 2
     assert "already at epoch 3" in capsys.readouterr().err
     assert json.loads((stopped / "config.json").read_text())["epochs"] == 3 and (stopped / "checkpoints" / "3").is_dir()
