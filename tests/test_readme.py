@@ -30,7 +30,7 @@ def test_readme_python_blocks_are_the_ones_these_tests_run():
 
 def test_readme_gives_the_test_command_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert ci == "bash setup.sh && .venv/bin/python -m pytest -q" and f"\n{ci}\n" in (ROOT / "README.md").read_text()
+    assert ci == "bash setup.sh && .venv/bin/python -m pytest -q -n 2 --dist loadfile" and f"\n{ci}\n" in (ROOT / "README.md").read_text()
 
 
 def test_library_epoch_example_runs(capsys):
