@@ -15,7 +15,7 @@ from test_data import write_idx
 
 from gancore import data
 from gancore.config import Config, ConfigError
-from jaxgan import epochs, evaluate, losses
+from jaxgan import epochs, evaluate, losses, parallel
 from jaxgan.build import gan_of_run, make_gan
 from jaxgan.fit import fit, load_final_params
 from jaxgan.gan import GAN
@@ -57,7 +57,10 @@ def test_conditional_epoch_gathers_the_labels_of_its_images(mnist):
     idx = np.asarray(epochs.shuffled_batches(state_of(small(conditional=True)), len(mnist), 32))
     x0 = data.to_unit_range(images[idx[0]])
     _, by_hand = train_step(state_of(small(conditional=True)), x0, labels[idx[0]])
-    _, scanned = epochs.run(state_of(small(conditional=True)), images, 32, labels_N=labels)
+    # The scanned epoch as fit runs it, on a mesh of one: one program with test_conditional_fit_draws_...
+    mesh = parallel.data_mesh(32, 1)
+    on_mesh = lambda tree: parallel.put_replicated(tree, mesh)
+    _, scanned = epochs.compile(mesh, 32)(on_mesh(state_of(small(conditional=True))), on_mesh(images), on_mesh(labels))
     assert float(scanned["d_loss"][0]) == pytest.approx(float(by_hand["d_loss"]), rel=1e-5)
     _, mislabelled = train_step(state_of(small(conditional=True)), x0, (labels[idx[0]] + 1) % 10)
     assert float(mislabelled["d_loss"]) != pytest.approx(float(scanned["d_loss"][0]), rel=1e-5)

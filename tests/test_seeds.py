@@ -22,7 +22,7 @@ from conftest import load_script
 from gancore import data
 from gancore.config import Config
 from jaxgan import build, epochs, parallel, stacked
-from jaxgan.step import create_train_state, init_train_state
+from jaxgan.step import init_train_state
 
 TOL = 1e-5  # measured: 2e-7 after 12 MLP steps, the params' largest difference
 FLAGS = ["--batch-size", "100", "--subset", "600", "--checkpoint-every", "1", "--sample-every", "1"]
@@ -39,7 +39,11 @@ def largest_difference(a, b) -> float:
 
 
 def single_epochs(gan, state, images_NxD, batch_size: int, per_step: bool, n: int) -> tuple:
-    run = epochs.compile(parallel.data_mesh(batch_size, 1), batch_size, per_step)
+    """n epochs of the single run, placed on its mesh as jaxgan.fit places them: committed as the
+    epoch's own outputs are, so every epoch and step is one compiled program (an uncommitted first
+    state compiles it twice) and the program is the one train_jax.py's single runs load."""
+    mesh = parallel.data_mesh(batch_size, 1)
+    run, state, images_NxD = epochs.compile(mesh, batch_size, per_step), parallel.put_replicated(state, mesh), parallel.put_replicated(images_NxD, mesh)
     means = []
     for _ in range(n):
         state, metrics = run(state, images_NxD, None)
@@ -51,17 +55,17 @@ def single_epochs(gan, state, images_NxD, batch_size: int, per_step: bool, n: in
 def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(per_step):
     gan = build.make_gan(Config(batch_size=100))
     images_NxD = jnp.asarray(data.load("train", subset=600).flat_NxD)
-    fresh = [create_train_state(gan, jax.random.key(s)) for s in (0, 2)]
+    fresh = [init_train_state(gan, s) for s in (0, 2)]
     members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step), images_NxD, None, 6)
     means, alive_ExK = members.train_epochs(1)
-    seed2, seed2_means = single_epochs(gan, create_train_state(gan, jax.random.key(2)), images_NxD, 100, per_step, 1)
+    seed2, seed2_means = single_epochs(gan, init_train_state(gan, 2), images_NxD, 100, per_step, 1)
     assert largest_difference(stacked.member(members.state, 1), seed2) < TOL
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and alive_ExK.tolist() == [[True, True]]
     # Member 0 drew its own weights, shuffle and noise: far outside TOL of seed 2's run.
     assert largest_difference(stacked.member(members.state, 0).g_params, seed2.g_params) > 1000 * TOL
     # Seed 2's run on seed 0's shuffle (its own weights and noise) is far outside TOL too.
     step = lambda state, idx_KxB: epochs.step_at(state, idx_KxB, images_NxD)
-    shared, _ = jax.lax.scan(step, create_train_state(gan, jax.random.key(2)), epochs.shuffled_batches(fresh[0], 600, 100))
+    shared, _ = jax.lax.scan(step, init_train_state(gan, 2), epochs.shuffled_batches(fresh[0], 600, 100))
     assert largest_difference(shared.g_params, seed2.g_params) > 100 * TOL
     # The next epoch too: each member goes on from its own state.
     means, _ = members.train_epochs(1)
@@ -74,11 +78,11 @@ def test_dcgan_members_step_one_call_a_step_unrolled_and_lazy_r1_stays_a_branch_
     config = Config(batch_size=100, arch="dcgan", dcgan_features=8, ema_decay=0.99, r1_weight=1.0, r1_every=2)
     gan = build.make_gan(config)
     images_NxD = jnp.asarray(data.load("train", subset=200).flat_NxD)
-    fresh = [create_train_state(gan, jax.random.key(s)) for s in (0, 1)]
+    fresh = [init_train_state(gan, s) for s in (0, 1)]
     # The CPU's way for convolutions (jaxgan.seeds): one call a step, the members written out in it.
     members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step=True, unrolled=True), images_NxD, None, 2)
     means, _ = members.train_epochs(1)
-    seed1, seed1_means = single_epochs(gan, create_train_state(gan, jax.random.key(1)), images_NxD, 100, True, 1)
+    seed1, seed1_means = single_epochs(gan, init_train_state(gan, 1), images_NxD, 100, True, 1)
     assert largest_difference(stacked.member(members.state, 1), seed1) < 10 * TOL  # convolutions: measured 1e-6
     assert means[0][1] == pytest.approx(seed1_means[0], rel=10 * TOL) and members.step() == 2
     # Vmapped (the GPU's way), the step is shared, not stacked: lazy R1's cond stays a branch (a batched one computes both sides).
@@ -190,7 +194,7 @@ def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monk
     assert json.loads((tmp_path / "one" / "seed_1" / "summary.json").read_text())["diverged_in_epoch"] == 1
     # Frozen at its last finite values: the weights it started with.
     gan = build.make_gan(Config(batch_size=100))
-    initial = create_train_state(gan, jax.random.key(1))
+    initial = init_train_state(gan, 1)
     assert largest_difference(final(tmp_path / "one" / "seed_1")["d_params"], jax.tree.map(lambda x: x * 1e20, initial.d_params)) == 0
     assert largest_difference(final(tmp_path / "one" / "seed_1")["g_params"], initial.g_params) == 0
     monkeypatch.undo()
