@@ -113,7 +113,7 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in sockets]
 
 
-# 2 steps an epoch, as few as show the split; each test here trains it, so its programs compile once.
+# 2 steps an epoch, as few as show the split; every fit here trains it, so their programs compile once.
 SMALL = Config(
     epochs=1,
     batch_size=100,
@@ -222,7 +222,7 @@ def test_devices_and_processes_that_do_not_fit_get_one_sentence(tmp_path, capsys
 def test_one_device_is_a_mesh_of_one_and_trains_bit_for_bit_like_epochs_run():
     mesh = parallel.data_mesh(batch_size=SMALL.batch_size)
     assert mesh.shape == {"data": 1}
-    images_NxD = data.load("train", subset=SMALL.subset).flat_NxD
+    images_NxD = data.load("train", subset=4 * SMALL.batch_size).flat_NxD  # 4 steps of SMALL's batch
     fresh = lambda: create_train_state(make_gan(SMALL), jax.random.key(0))
     sharded, sharded_metrics = epochs.compile(mesh, SMALL.batch_size)(parallel.put_replicated(fresh(), mesh), parallel.put_replicated(images_NxD, mesh))
     plain, plain_metrics = epochs.run(fresh(), jax.numpy.asarray(images_NxD), SMALL.batch_size)
