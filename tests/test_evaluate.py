@@ -296,9 +296,10 @@ def test_cached_train_features_are_the_classifiers():
 
 
 def test_a_second_evaluation_compiles_nothing():
-    samples, labels = mock_samples(150, seed=5)
-    ref = evaluate.test_reference(150, seed=6)
-    run = lambda: evaluate.evaluate_samples(samples, ref, labels, kid_subsets=5, kid_subset_size=100, nn_spaces=evaluate.NN_SPACES)
+    # The shapes of `evaluate.py --n N` (real_floor's): the first run may load those programs, the second must not compile.
+    samples, labels = mock_samples(N, seed=5)
+    ref = evaluate.test_reference(N, seed=6)
+    run = lambda: evaluate.evaluate_samples(samples, ref, labels, nn_spaces=evaluate.NN_SPACES)
     first = run()
     compiles = []
     listener = lambda event, *_, **__: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None

@@ -44,34 +44,10 @@ def test_a_failed_checkpoint_save_is_one_sentence_and_keeps_the_last_checkpoint(
     assert [r[0] for r in losses(run)] == [1, 2, 3]
 
 
-def test_torch_ignores_stray_files_and_removes_its_torn_temporaries(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train("train_torch", run, 1) == 0
-    (run / "checkpoints" / "epoch_abc.pt").write_text("not a checkpoint")
-    (run / "checkpoints" / ".epoch_000002.tmp-x1y2.pt").write_bytes(b"torn")
-    assert train("train_torch", run, 2, "--resume") == 0
-    names = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert names == ["epoch_000001.pt", "epoch_000001.pt.sha256", "epoch_000002.pt", "epoch_000002.pt.sha256", "epoch_abc.pt"]
-
-
 def test_torch_overflowing_adam_is_a_divergence(tmp_path, capsys):
     assert train("train_torch", tmp_path / "run", 2, "--lr", "1e38") == 3
     err = capsys.readouterr().err
     assert "training diverged in epoch 1" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
-def test_a_malformed_config_json_is_one_sentence_for_resume_and_sample(text, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train("train_torch", run, 1) == 0
-    (run / "config.json").write_text(text)
-    before = (run / "metrics.jsonl").read_text()
-    assert train("train_torch", run, 2, "--resume") == 2
-    assert f"{run / 'config.json'}" in capsys.readouterr().err
-    assert load_script("sample").main(["--workdir", str(run), "--out", str(tmp_path / "g.png")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
-    assert (run / "metrics.jsonl").read_text() == before
 
 
 def test_sample_of_a_run_without_checkpoints_says_so_and_writes_nothing(tmp_path, capsys):
@@ -109,6 +85,31 @@ def torch_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("torch") / "run"
     assert train("train_torch", run, 2) == 0
     return run
+
+
+def test_torch_ignores_stray_files_and_removes_its_torn_temporaries(torch_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(torch_run, run)
+    (run / "checkpoints" / "epoch_abc.pt").write_text("not a checkpoint")
+    (run / "checkpoints" / ".epoch_000003.tmp-x1y2.pt").write_bytes(b"torn")
+    assert train("train_torch", run, 3, "--resume") == 0
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    epochs = [f"epoch_00000{e}.pt{digest}" for e in (1, 2, 3) for digest in ("", ".sha256")]
+    assert names == [*epochs, "epoch_abc.pt"]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_malformed_config_json_is_one_sentence_for_resume_and_sample(text, torch_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(torch_run, run)
+    (run / "config.json").write_text(text)
+    before = (run / "metrics.jsonl").read_text()
+    assert train("train_torch", run, 3, "--resume") == 2
+    assert f"{run / 'config.json'}" in capsys.readouterr().err
+    assert load_script("sample").main(["--workdir", str(run), "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert (run / "metrics.jsonl").read_text() == before
 
 
 def test_evaluating_a_run_whose_final_params_are_torn_names_the_resume_that_finishes_it(torch_run, tmp_path, capsys):

@@ -50,6 +50,17 @@ MID_SAVE = {
     ),
 }
 
+# In start-up: once the flags named the workdir, before the framework's imports (a fixed sleep before an
+# outside signal raced the interpreter's start on a loaded machine, landing before the flags were read).
+IN_START_UP = (
+    "import gancore.stops\n"
+    "real_watch = gancore.stops.watch\n"
+    "def watch(workdir):\n"
+    "    real_watch(workdir)\n"
+    "    if workdir is not None: os.kill(os.getpid(), SIGNUM)\n"  # install() watches None first
+    "gancore.stops.watch = watch\n"
+)
+
 
 def launch(script, workdir, epochs, *extra, inject="", signum=signal.SIGTERM):
     argv = [str(ROOT / "scripts" / f"{script}.py"), *SMALL, *DATA, *EVERY, "--epochs", str(epochs), "--workdir", str(workdir), *extra]
@@ -81,10 +92,7 @@ def test_sigterm_mid_epoch_sigint_in_start_up_sigterm_mid_save_then_resume_is_bi
     assert len(losses(run)) == 1  # the call in flight finished; its epoch is checkpointed although --checkpoint-every is 2
 
     before = (run / "metrics.jsonl").read_text()
-    proc = launch(script, run, 6, "--resume", signum=signal.SIGINT)
-    time.sleep(0.5)  # in its imports: no framework imports in half a second
-    proc.send_signal(signal.SIGINT)
-    code, err = stopped(proc)
+    code, err = stopped(launch(script, run, 6, "--resume", inject=IN_START_UP, signum=signal.SIGINT))
     assert (code, err) == (130, ["stopped: interrupted (Ctrl-C); what the last checkpoint saved is kept (continue with --resume)."])
     assert (run / "metrics.jsonl").read_text() == before
 
