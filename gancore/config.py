@@ -337,8 +337,11 @@ class Config:
         needs = {s.name for s in FRAMEWORK_SETTINGS if trainer in s.trainers and s.run}
         if not needs <= framework.keys() <= takes:
             raise TypeError(f"run_record({trainer!r}) takes {sorted(takes)} and needs {sorted(needs)}; got {sorted(framework)}.")
-        in_effect = {s.name: getattr(self, s.in_effect) for s in CONFIG_SETTINGS if s.in_effect}
-        return {**self.to_dict(), **in_effect, "framework": trainer, **framework, "image_shape": list(image_shape)}
+        return {**self.recorded(), "framework": trainer, **framework, "image_shape": list(image_shape)}
+
+    def recorded(self) -> dict:
+        """Every field as config.json records it: the value in effect where its setting names one (beta1)."""
+        return {**self.to_dict(), **{s.name: getattr(self, s.in_effect) for s in CONFIG_SETTINGS if s.in_effect}}
 
     def gan_fields(self) -> dict[str, Any]:
         """The `jaxgan.gan.GAN` fields the settings fill (`Setting.gan`), with the values in effect."""

@@ -63,7 +63,7 @@ def _same_config(run_dir: Path, cfg: Config) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     ignore = {"workdir", "overwrite", "resume"}
-    return all(saved.get(k) == v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in ignore)
+    return all(saved.get(k) == v for k, v in json.loads(json.dumps(cfg.recorded())).items() if k not in ignore)
 
 
 # What a jaxgan:FLAGS group may set: the run-defining Config settings the script does not set itself.
