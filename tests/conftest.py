@@ -1,10 +1,16 @@
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# PyTorch on one intra-op thread in the workers and the scripts they start (set before torch loads):
+# two xdist workers share a 2-core machine, and torch's threads spun against the other worker's
+# (3 epochs of train_torch, loaded machine: 4.3 CPU-s and 15-20 s on two threads, 0.7 and 4 s on one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def load_script(name: str):
