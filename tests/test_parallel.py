@@ -211,11 +211,13 @@ def test_a_process_other_than_0_writes_nothing(tmp_path, monkeypatch):
         (["--coordinator-address", "localhost:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, --num-processes=2), got 2."),
     ],
 )
-def test_devices_and_processes_that_do_not_fit_get_one_sentence(tmp_path, capsys, flags, message):
+@pytest.mark.filterwarnings("error")
+def test_devices_and_processes_that_do_not_fit_get_one_sentence(tmp_path, capfd, flags, message):
     # In this process (one CPU device, as the script's own process would have): no interpreter to start.
+    # capfd: all of file descriptor 2 (absl's and XLA's lines too), and a Python warning fails the test.
     argv = ["--subset", "200", "--batch-size", "100", "--workdir", str(tmp_path / "run"), *flags]
     assert load_script("train_jax").main(argv) == 2
-    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert capfd.readouterr().err.strip() == f"error: {message}"
     assert not (tmp_path / "run").exists()
 
 

@@ -107,10 +107,8 @@ def test_sigterm_mid_epoch_sigint_in_start_up_sigterm_mid_save_then_resume_is_bi
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_in_start_up_is_one_line_and_no_resume_advice_before_the_run_exists(signum, tmp_path):
-    proc = launch("train_jax", tmp_path / "run", 2)
-    time.sleep(0.3)
-    proc.send_signal(signum)
-    code, err = stopped(proc)
+    # Sent once the run names its workdir (IN_START_UP), not after a fixed sleep that could beat the handlers' install.
+    code, err = stopped(launch("train_jax", tmp_path / "run", 2, inject=IN_START_UP, signum=signum))
     assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
     assert len(err) == 1 and err[0].startswith("stopped: ") and "--resume" not in err[0], err
     assert not (tmp_path / "run" / "config.json").exists()
