@@ -52,7 +52,7 @@ if [ -n "${TINY:-}" ]; then
   RECIPE_RUN="--subset 1000 --seeds 2 --eval-n 500"; COND_EPOCHS=1; UNCOND_EPOCHS=1
 else
   BATCH=6000; IMAGES=60000; STEPS=500; RUN=""
-  RECIPE_RUN="--seeds 3"; COND_EPOCHS=25; UNCOND_EPOCHS=50
+  RECIPE_RUN="--seeds 3"; COND_EPOCHS=40; UNCOND_EPOCHS=50
 fi
 # Left out to fit the time: torch.compile's default mode (0.78-0.91x eager on the H100 and H200) and the
 # article's DataLoader loop (5.9 steps/s on the H200): REFERENCE.md has them.
@@ -146,7 +146,7 @@ if [ -n "${COMPARE:-}" ]; then
 fi
 
 # 8. The recipes (docs/research.md, gancore/recipes/), seeds 0-2 as one program each, FID etc. at N = 10,000 (mean ± sd): the
-#    conditional DCGAN with G's EMA, 25 epochs at batch 100; the unconditional one with G's EMA and lazy R1,
+#    conditional DCGAN with G's EMA, 40 epochs at batch 100; the unconditional one with G's EMA and lazy R1,
 #    50 epochs at batch 50. RECIPES=1.
 if [ -n "${RECIPES:-}" ]; then
   start=$(date +%s%N)

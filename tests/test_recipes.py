@@ -43,7 +43,7 @@ def test_a_recipe_gives_the_config_its_flags_give(name):
 
 def test_the_recipes_hold_what_the_docs_say():
     conditional, unconditional = parse(["--recipe", "conditional"]), parse(["--recipe", "unconditional"])
-    assert (conditional.arch, conditional.conditional, conditional.ema_decay, conditional.epochs, conditional.batch_size) == ("dcgan", True, 0.999, 25, 100)
+    assert (conditional.arch, conditional.conditional, conditional.ema_decay, conditional.epochs, conditional.batch_size) == ("dcgan", True, 0.999, 40, 100)
     assert (unconditional.arch, unconditional.conditional, unconditional.ema_decay) == ("dcgan", False, 0.999)
     assert (unconditional.r1_weight, unconditional.r1_every, unconditional.epochs, unconditional.batch_size) == (1.0, 16, 30, 50)
 
