@@ -99,13 +99,20 @@ class Stacked:
     """K members trained together: a stacked state on the default device, who is alive, the compiled epoch."""
 
     def __init__(self, states: list[TrainState], run_epoch, images_NxD, labels_N, steps_per_epoch: int):
-        self.state, self._run_epoch = stack(states), run_epoch
-        self.alive_K = jnp.ones(len(states), bool)
-        self._images_NxD, self._labels_N = images_NxD, labels_N
+        state = stack(states)
+        # Every argument of the epoch committed to that one device, as a checkpoint's arrays are restored
+        # (`load`): an uncommitted argument lowers to another program, which a resumed run compiled anew.
+        self._device = jax.tree.leaves(state)[0].sharding
+        self.state, self._run_epoch = self._put(state), run_epoch
+        self.alive_K = self._put(jnp.ones(len(states), bool))
+        self._images_NxD, self._labels_N = self._put(images_NxD), self._put(labels_N)
         self.steps_per_epoch = steps_per_epoch
 
+    def _put(self, tree):
+        return jax.device_put(tree, self._device)
+
     def load(self, state: TrainState, alive_K: np.ndarray) -> None:
-        self.state, self.alive_K = state, jnp.asarray(alive_K)
+        self.state, self.alive_K = self._put(state), self._put(jnp.asarray(alive_K))
 
     def train_epochs(self, k: int) -> tuple[list[list[dict[str, float]]], np.ndarray]:
         """k epochs: each epoch's metric means per member ([epoch][member]), and alive_ExK, who is alive

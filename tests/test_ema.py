@@ -108,7 +108,7 @@ def test_a_resumed_run_with_an_ema_continues_bit_for_bit(ema_run, tmp_path):
     assert gap > 1e-4  # the EMA is saved as itself, not as a copy of G
 
 
-def test_evaluations_and_scripts_use_the_ema_and_say_so(ema_run, tmp_path, capsys):
+def test_evaluations_and_scripts_use_the_ema_and_say_so(ema_run, tmp_path, capsys, monkeypatch):
     records = read_metrics(ema_run / "metrics.jsonl")
     assert [r["generator"] for r in records] == ["ema"] * 3
     out = tmp_path / "both.json"
@@ -126,10 +126,14 @@ def test_evaluations_and_scripts_use_the_ema_and_say_so(ema_run, tmp_path, capsy
     assert load_script("evaluate").main(["--workdir", str(ema_run), "--n", str(N), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["generator"] == "ema" and "generator: ema (the EMA of G)" in capsys.readouterr().out
 
-    assert load_script("sample").main(["--workdir", str(ema_run), "--n", "8", "--out", str(tmp_path / "grid.png")]) == 0
+    sample, calls = load_script("sample"), []  # what the script's checkpoint_samples drew, read rather than drawn again
+    monkeypatch.setattr(sample, "checkpoint_samples", lambda *args: calls.append((args, checkpoint_samples(*args))) or calls[-1][1])
+    assert sample.main(["--workdir", str(ema_run), "--n", "8", "--out", str(tmp_path / "grid.png")]) == 0
     assert "from the EMA of G" in capsys.readouterr().out
     saved = json.loads((ema_run / "config.json").read_text())
-    drawn, epoch = checkpoint_samples(ema_run, saved, fixed_noise(8, saved["latent_dim"], 0))
+    [((workdir, config, z_NxZ), (drawn, epoch))] = calls
+    assert workdir == ema_run and config == saved
+    np.testing.assert_array_equal(z_NxZ, fixed_noise(8, saved["latent_dim"], 0))
     np.testing.assert_array_equal(drawn, np.asarray(step.generate(gan, final["g_ema_params"], fixed_noise(8, saved["latent_dim"], 0))))
     assert epoch == 3
 

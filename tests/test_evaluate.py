@@ -1,5 +1,7 @@
 """scripts/evaluate.py and --eval-every end to end, on tiny runs of both frameworks."""
 
+import contextlib
+import io
 import json
 
 import jax
@@ -38,6 +40,23 @@ def evaluate_main(argv, capsys):
 
 
 @pytest.fixture(scope="module")
+def evaluated(runs, tmp_path_factory):
+    """`evaluate.py --workdir RUN --n N --json FILE` on a run of `runs`, once a framework (two tests read the jaxgan
+    run's): framework -> (exit code, stdout, stderr, the figures written)."""
+    done = {}
+
+    def of(framework):
+        if framework not in done:
+            out, stdout, stderr = tmp_path_factory.mktemp("figures") / "figures.json", io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                code = load_script("evaluate").main(["--workdir", str(runs[framework]), "--n", str(N), "--json", str(out)])
+            done[framework] = code, stdout.getvalue(), stderr.getvalue(), json.loads(out.read_text()) if out.exists() else None
+        return done[framework]
+
+    return of
+
+
+@pytest.fixture(scope="module")
 def real_floor(tmp_path_factory):
     out = tmp_path_factory.mktemp("real") / "real.json"
     assert load_script("evaluate").main(["--real", "--n", str(N), "--json", str(out)]) == 0
@@ -68,11 +87,9 @@ def test_real_images_score_like_real_images(real_floor):
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_evaluate_a_finished_run(runs, real_floor, framework, tmp_path, capsys):
-    out = tmp_path / "figures.json"
-    code, captured = evaluate_main(["--workdir", str(runs[framework]), "--n", str(N), "--json", str(out)], capsys)
-    assert code == 0, captured.err
-    figures = json.loads(out.read_text())
+def test_evaluate_a_finished_run(runs, real_floor, evaluated, framework):
+    code, out, err, figures = evaluated(framework)
+    assert code == 0, err
     assert figures["framework"] == framework and figures["n"] == N and figures["epochs"] == 2
     # Two epochs on 200 images: noise, far from the digits the floor measures.
     assert figures["fid"] > 5 * real_floor["fid"]
@@ -84,7 +101,7 @@ def test_evaluate_a_finished_run(runs, real_floor, framework, tmp_path, capsys):
     for space in ("features", "pixels"):
         assert figures[f"nn_{space}_median"] > figures[f"nn_{space}_median_test"] and figures[f"nn_{space}_close"] < 0.05
     assert "intra_fid" not in figures  # an unconditional run
-    assert f"{figures['fid']:.4f}" in captured.out and f"{figures['kid']:.5f} ± {figures['kid_std']:.5f}" in captured.out
+    assert f"{figures['fid']:.4f}" in out and f"{figures['kid']:.5f} ± {figures['kid_std']:.5f}" in out
     assert (runs[framework] / "eval_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -161,14 +178,13 @@ def test_eval_every_refuses_a_tampered_classifier_before_writing(tmp_path, capsy
     assert not (tmp_path / "run").exists()
 
 
-def test_eval_every_adds_figures_to_metrics_jsonl(runs, tmp_path, capsys):
+def test_eval_every_adds_figures_to_metrics_jsonl(runs, evaluated):
     first, second = read_metrics(runs["jax"] / "metrics.jsonl")
     assert "fid" not in first
     assert second["n"] == N and second["d_loss"] > 0  # training and quality figures share the epoch's record
     # The same generator, noise and test images as scripts/evaluate.py at the same N and seed.
-    out = tmp_path / "figures.json"
-    assert evaluate_main(["--workdir", str(runs["jax"]), "--n", str(N), "--json", str(out)], capsys)[0] == 0
-    figures = json.loads(out.read_text())
+    code, _, err, figures = evaluated("jax")
+    assert code == 0, err
     for key in ("fid", "fd_logits", "classifier_score", "precision", "recall", "modes", "mode_kl", "kid", "kid_std", "nn_features_median"):
         assert second[key] == pytest.approx(figures[key], rel=1e-6), key
 

@@ -148,8 +148,8 @@ def test_a_jaxgan_group_is_one_program_and_a_finished_one_is_read_not_trained(tm
 
     calls, real = [], jaxgan.fit.fit
     monkeypatch.setattr(jaxgan.fit, "fit", lambda config, **kw: calls.append(config.seeds) or real(config, **kw))
-    shrunk = {"epochs": 1, "batch_size": 50, "subset": 100}
-    first = groups.train_group("jaxgan", [1, 2], tmp_path, **shrunk)
-    assert calls == ["1,2"] and [len(first[f"seed_{s}"]) for s in (1, 2)] == [1, 1]
+    shrunk = {**SHRUNK, "epochs": 1}  # the program of jax_runs, one epoch of it
+    first = groups.train_group("jaxgan", SEEDS, tmp_path, **shrunk)
+    assert calls == ["1,2,3,4"] and [len(first[f"seed_{s}"]) for s in SEEDS] == [1, 1, 1, 1]
     # config.json records beta1 in effect (0.9), not the None given: still the same run, read back.
-    assert groups.train_group("jaxgan", [1, 2], tmp_path, **shrunk) == first and calls == ["1,2"]
+    assert groups.train_group("jaxgan", SEEDS, tmp_path, **shrunk) == first and calls == ["1,2,3,4"]

@@ -66,8 +66,12 @@ def test_conditional_epoch_gathers_the_labels_of_its_images(mnist):
     assert float(mislabelled["d_loss"]) != pytest.approx(float(scanned["d_loss"][0]), rel=1e-5)
 
 
+# Label smoothing (a bound loss) here too: test_equal_configs_share_one_compiled_step builds this GAN anew.
+D_STEPS_3 = small(d_steps=3, label_smoothing=0.1)
+
+
 def test_several_d_steps_each_on_its_own_batch(mnist):
-    state = state_of(small(d_steps=3))
+    state = state_of(D_STEPS_3)
     idx = np.asarray(epochs.shuffled_batches(state, len(mnist), 32))
     assert idx.shape == (2, 3, 32) and len(np.unique(idx)) == 192  # 8 batches: 2 steps of 3, 2 batches left over
     new_state, metrics = epochs.run(state, jnp.asarray(mnist.flat_NxD), 32)
@@ -75,12 +79,12 @@ def test_several_d_steps_each_on_its_own_batch(mnist):
     # Adam counts its updates: D was updated three times a step, G once.
     assert int(new_state.d_opt_state[0].count) == 6 and int(new_state.g_opt_state[0].count) == 2
     with pytest.raises(ValueError, match="3 batches a step"):
-        train_step(state_of(small(d_steps=3)), jnp.zeros((32, 784)))
+        train_step(state_of(D_STEPS_3), jnp.zeros((32, 784)))
     # Every one of the K batches reaches D: blanking any one of them changes the step.
     x_KxBxD = data.to_unit_range(jnp.asarray(mnist.flat_NxD[idx[0]]))
-    _, reference = train_step(state_of(small(d_steps=3)), x_KxBxD)
+    _, reference = train_step(state_of(D_STEPS_3), x_KxBxD)
     for k in range(3):
-        _, blanked = train_step(state_of(small(d_steps=3)), x_KxBxD.at[k].set(-1.0))
+        _, blanked = train_step(state_of(D_STEPS_3), x_KxBxD.at[k].set(-1.0))
         assert abs(float(blanked["g_loss"]) - float(reference["g_loss"])) > 1e-4, k
 
 
@@ -114,7 +118,8 @@ def test_each_loss_pair_trains_through_the_same_step(mnist, d_loss, g_loss):
 
 def test_equal_configs_share_one_compiled_step(mnist):
     images = jnp.asarray(mnist.flat_NxD)
-    config = small(label_smoothing=0.1, seed=4)
+    # The program test_several_d_steps_each_on_its_own_batch compiled (not compiled twice a file), from another seed.
+    config = Config(**{**D_STEPS_3.to_dict(), "seed": 4})
     epochs.run(state_of(config), images, 32)
     before = epochs.run._cache_size()
     epochs.run(state_of(Config(**config.to_dict())), images, 32)
@@ -288,13 +293,14 @@ def test_adam_beta1_defaults_to_each_architectures_own():
 
 
 def test_conditional_dcgan_through_make_gan_trains_a_step(mnist):
-    config = Config(arch="dcgan", conditional=True, batch_size=16, dcgan_features=8, latent_dim=16)
+    # 2 features: XLA compiles each rank-4 kernel draw for seconds, the more so the bigger it is.
+    config = Config(arch="dcgan", conditional=True, batch_size=16, dcgan_features=2, latent_dim=16)
     gan = make_gan(config)
     assert gan.beta1 == 0.5 and gan.num_classes == 10
     state = create_train_state(gan, jax.random.key(0))
     # D reads the image and 10 label planes; G's first layer reads z and the one-hot label.
-    assert state.d_params["down_0"]["kernel"].shape == (4, 4, 1 + 10, 8)
-    assert state.g_params["project"]["kernel"].shape == (16 + 10, 7 * 7 * 16)
+    assert state.d_params["down_0"]["kernel"].shape == (4, 4, 1 + 10, 2)
+    assert state.g_params["project"]["kernel"].shape == (16 + 10, 7 * 7 * 4)
     x = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:16]))
     g_before = [np.asarray(a) for a in jax.tree.leaves(state.g_params)]  # train_step donates the state
     new_state, metrics = train_step(state, x, jnp.asarray(mnist.labels_N[:16], jnp.int32))

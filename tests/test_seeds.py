@@ -5,6 +5,7 @@ than the single run's: members agree with their single runs to float32 round-off
 member trained with another seed's key, or with another seed's shuffle, misses by far.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from conftest import load_script
 from gancore import data
 from gancore.config import Config
 from jaxgan import build, epochs, parallel, stacked
+from jaxgan.checkpoint import Checkpointer
 from jaxgan.step import init_train_state
 
 TOL = 1e-5  # measured: 2e-7 after 12 MLP steps, the params' largest difference
@@ -32,6 +34,12 @@ LOSSES = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake")
 def leaves(tree) -> list[np.ndarray]:
     as_numbers = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
     return [np.asarray(as_numbers(x), np.float64) for x in jax.tree.leaves(tree)]
+
+
+def member(state, k: int):
+    """Member k of a stacked state, taken on the host (as `jaxgan.seeds` views its members): on the device,
+    each leaf's slice would be a program of its own to compile."""
+    return stacked.member(jax.device_get(state), k)
 
 
 def largest_difference(a, b) -> float:
@@ -59,10 +67,10 @@ def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(pe
     members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step), images_NxD, None, 6)
     means, alive_ExK = members.train_epochs(1)
     seed2, seed2_means = single_epochs(gan, init_train_state(gan, 2), images_NxD, 100, per_step, 1)
-    assert largest_difference(stacked.member(members.state, 1), seed2) < TOL
+    assert largest_difference(member(members.state, 1), seed2) < TOL
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and alive_ExK.tolist() == [[True, True]]
     # Member 0 drew its own weights, shuffle and noise: far outside TOL of seed 2's run.
-    assert largest_difference(stacked.member(members.state, 0).g_params, seed2.g_params) > 1000 * TOL
+    assert largest_difference(member(members.state, 0).g_params, seed2.g_params) > 1000 * TOL
     # Seed 2's run on seed 0's shuffle (its own weights and noise) is far outside TOL too.
     step = lambda state, idx_KxB: epochs.step_at(state, idx_KxB, images_NxD)
     shared, _ = jax.lax.scan(step, init_train_state(gan, 2), epochs.shuffled_batches(fresh[0], 600, 100))
@@ -70,7 +78,7 @@ def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(pe
     # The next epoch too: each member goes on from its own state.
     means, _ = members.train_epochs(1)
     seed2, seed2_means = single_epochs(gan, seed2, images_NxD, 100, per_step, 1)
-    assert largest_difference(stacked.member(members.state, 1), seed2) < TOL
+    assert largest_difference(member(members.state, 1), seed2) < TOL
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and members.step() == 12
 
 
@@ -83,7 +91,7 @@ def test_dcgan_members_step_one_call_a_step_unrolled_and_lazy_r1_stays_a_branch_
     members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step=True, unrolled=True), images_NxD, None, 2)
     means, _ = members.train_epochs(1)
     seed1, seed1_means = single_epochs(gan, init_train_state(gan, 1), images_NxD, 100, True, 1)
-    assert largest_difference(stacked.member(members.state, 1), seed1) < 10 * TOL  # convolutions: measured 1e-6
+    assert largest_difference(member(members.state, 1), seed1) < 10 * TOL  # convolutions: measured 1e-6
     assert means[0][1] == pytest.approx(seed1_means[0], rel=10 * TOL) and members.step() == 2
     # Vmapped (the GPU's way), the step is shared, not stacked: lazy R1's cond stays a branch (a batched one computes both sides).
     step = jax.vmap(epochs.step_at, in_axes=(stacked._axes(members.state), 0, None), out_axes=(stacked._axes(members.state), 0))
@@ -164,6 +172,22 @@ def test_ctrl_c_then_resume_continue_every_member_bit_for_bit(tmp_path, monkeypa
     assert json.loads((stopped / "config.json").read_text())["epochs"] == 3 and (stopped / "checkpoints" / "3").is_dir()
 
 
+def test_a_restored_state_runs_the_program_the_fresh_one_ran(tmp_path):
+    """A checkpoint's arrays come back committed to the device: the members' fresh state is placed so too, or each
+    resumed run would compile its epoch anew (twice: the epoch's outputs are committed as well), not load the program."""
+    gan = build.make_gan(Config(batch_size=100))
+    fresh = [init_train_state(gan, s) for s in (0, 2)]
+    run = stacked.compile_epoch(stacked.stack(fresh), 100)
+    members = stacked.Stacked(fresh, run, jnp.asarray(data.load("train", subset=600).flat_NxD), None, 6)
+    members.train_epochs(1)
+    with contextlib.closing(Checkpointer(tmp_path)) as checkpointer:
+        checkpointer.save(1, members.state, {})
+        restored, _ = checkpointer.restore(1, members.state)
+    members.load(restored, np.array([True, False]))
+    _, alive_ExK = members.train_epochs(2)
+    assert run._cache_size() == 1 and alive_ExK.tolist() == [[True, False], [True, False]] and members.step() == 18
+
+
 def blow_up(seeds_to_break: set[int], monkeypatch) -> None:
     """Seeds whose D starts with every weight 1e20 times too large: their first epoch's losses are not finite."""
     from jaxgan import seeds
@@ -180,10 +204,14 @@ def blow_up(seeds_to_break: set[int], monkeypatch) -> None:
     monkeypatch.setattr(seeds, "init_train_state", create)
 
 
+# Three members of the article's MLP on 2 steps an epoch: one program for the two tests below.
+THREE = ["--batch-size", "100", "--subset", "200", "--seeds", "3"]
+
+
 def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monkeypatch, capsys):
     train = load_script("train_jax").main
     blow_up({1}, monkeypatch)
-    assert train([*FLAGS, "--epochs", "2", "--seeds", "3", "--workdir", str(tmp_path / "one")]) == 0
+    assert train([*FLAGS, *THREE, "--epochs", "2", "--workdir", str(tmp_path / "one")]) == 0
     out = capsys.readouterr()
     assert "seed 1 diverged in epoch 1 (a loss or a parameter is NaN or Inf); it stops there" in out.out
     assert "stopped: seed 1 diverged in epoch 1; the other seeds trained to epoch 2." in out.out
@@ -198,9 +226,10 @@ def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monk
     assert largest_difference(final(tmp_path / "one" / "seed_1")["d_params"], jax.tree.map(lambda x: x * 1e20, initial.d_params)) == 0
     assert largest_difference(final(tmp_path / "one" / "seed_1")["g_params"], initial.g_params) == 0
     monkeypatch.undo()
-    blow_up({0, 1}, monkeypatch)
-    assert train([*FLAGS, "--epochs", "2", "--seeds", "2", "--workdir", str(tmp_path / "all")]) == 3
-    assert "every seed diverged (seed 0 diverged in epoch 1, seed 1 diverged in epoch 1); no checkpoint was saved yet" in capsys.readouterr().err
+    blow_up({0, 1, 2}, monkeypatch)
+    assert train([*FLAGS, *THREE, "--epochs", "2", "--workdir", str(tmp_path / "all")]) == 3
+    every = "every seed diverged (seed 0 diverged in epoch 1, seed 1 diverged in epoch 1, seed 2 diverged in epoch 1); no checkpoint was saved yet"
+    assert every in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["0", "1,1", "a,b", "-2"])
@@ -216,7 +245,7 @@ def test_the_members_grids_are_written_by_the_writer_thread_and_a_slow_one_does_
     from gancore import loop
     from jaxgan import fit
 
-    sleep, ends, written = 1.5, [], []  # long beside a tiny epoch, even on a busy machine
+    sleep, ends, written = 1.5, [], []  # long beside an epoch of 2 steps, even on a busy machine
     real_write, real_train = loop._write_grid, stacked.Stacked.train_epochs
 
     def slow_write(*args):
@@ -231,13 +260,13 @@ def test_the_members_grids_are_written_by_the_writer_thread_and_a_slow_one_does_
 
     monkeypatch.setattr(loop, "_write_grid", slow_write)
     monkeypatch.setattr(stacked.Stacked, "train_epochs", timed_train)
-    tiny = dict(latent_dim=8, g_features=(16,), d_features=(16,), batch_size=50, subset=200)
-    config = Config(epochs=2, sample_every=1, checkpoint_every=100, seeds="2", workdir=str(tmp_path / "seeds"), **tiny)
+    # THREE's run, the program of the test above.
+    config = Config(epochs=2, sample_every=1, checkpoint_every=100, seeds="3", batch_size=100, subset=200, workdir=str(tmp_path / "seeds"))
     fit.fit(config)
-    assert len(written) == 4 and ends[-1] < written[0][0]  # both epochs trained before the first grid was written
+    assert len(written) == 6 and ends[-1] < written[0][0]  # both epochs trained before the first grid was written
     assert all(thread is not threading.main_thread() for _, thread in written)
     table = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
     assert table["blocking_writes"]["grids"]["count"] == 2 and table["blocking_writes"]["grids"]["max_s"] < sleep
     assert table["blocking_writes"]["checkpoints"]["count"] == 1 and table["seconds"]["train_s"] < sleep
-    for s in (0, 1):
+    for s in (0, 1, 2):
         assert sorted(p.name for p in (tmp_path / "seeds" / f"seed_{s}" / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
