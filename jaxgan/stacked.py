@@ -102,14 +102,14 @@ class Stacked:
         state = stack(states)
         # Every argument of the epoch committed to that one device, as a checkpoint's arrays are restored
         # (`load`): an uncommitted argument lowers to another program, which a resumed run compiled anew.
-        self._device = jax.tree.leaves(state)[0].sharding
+        self._sharding = jax.tree.leaves(state)[0].sharding
         self.state, self._run_epoch = self._put(state), run_epoch
         self.alive_K = self._put(jnp.ones(len(states), bool))
         self._images_NxD, self._labels_N = self._put(images_NxD), self._put(labels_N)
         self.steps_per_epoch = steps_per_epoch
 
     def _put(self, tree):
-        return jax.device_put(tree, self._device)
+        return jax.device_put(tree, self._sharding)
 
     def load(self, state: TrainState, alive_K: np.ndarray) -> None:
         self.state, self.alive_K = self._put(state), self._put(jnp.asarray(alive_K))

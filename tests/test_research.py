@@ -119,7 +119,7 @@ def test_each_loss_pair_trains_through_the_same_step(mnist, d_loss, g_loss):
 def test_equal_configs_share_one_compiled_step(mnist):
     images = jnp.asarray(mnist.flat_NxD)
     # The program test_several_d_steps_each_on_its_own_batch compiled (not compiled twice a file), from another seed.
-    config = Config(**{**D_STEPS_3.to_dict(), "seed": 4})
+    config = dataclasses.replace(D_STEPS_3, seed=4)
     epochs.run(state_of(config), images, 32)
     before = epochs.run._cache_size()
     epochs.run(state_of(Config(**config.to_dict())), images, 32)
