@@ -29,6 +29,21 @@ def torch_linear_init(fan_in: int) -> nn.initializers.Initializer:
     return init
 
 
+def conv_kernel_init() -> nn.initializers.Initializer:
+    """Flax's default kernel init (`lecun_normal`), drawn as the [kh*kw*in, out] matrix and reshaped.
+
+    The same values and fan-in as the rank-4 draw (a key's numbers follow the flattened index, for
+    every PRNG implementation), but XLA's CPU backend compiles a rank-2 draw in about 0.3 CPU-s where
+    a rank-4 one takes 0.5-1.2 s a kernel: every DCGAN initialisation compiles faster.
+    """
+    lecun = nn.initializers.lecun_normal()
+
+    def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+        return lecun(key, (math.prod(shape[:-1]), shape[-1]), dtype).reshape(shape)
+
+    return init
+
+
 class TorchDense(nn.Module):
     """A dense layer initialised like `torch.nn.Linear`; params `kernel` [in, out] and `bias` [out].
 
@@ -217,7 +232,7 @@ class ConvTranspose2x(nn.Module):
     @nn.compact
     def __call__(self, x_BxHxWxI: jax.Array) -> jax.Array:
         B, H, W, I = x_BxHxWxI.shape
-        kernel_4x4xIxO = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, I, self.features), jnp.float32)
+        kernel_4x4xIxO = self.param("kernel", conv_kernel_init(), (4, 4, I, self.features), jnp.float32)
         bias_O = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x_BxHxWxI, kernel_4x4xIxO, bias_O = promote_dtype(x_BxHxWxI, kernel_4x4xIxO, bias_O, dtype=self.dtype)
         # Even outputs read inputs m-1 and m through taps 0 and 2; odd ones m and m+1 through taps 1 and 3.
@@ -265,7 +280,7 @@ class DCGenerator(nn.Module):
         h = h.reshape(-1, H // 4, W // 4, 2 * F)
         h = nn.relu(ConvTranspose2x(F, self.dtype, self.precision, name="up_0")(h))
         # Into C channels XLA's CPU backend is fast for the transposed convolution itself, faster than the phases.
-        up_1 = nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", dtype=self.dtype, precision=self.precision, name="up_1")
+        up_1 = nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", dtype=self.dtype, precision=self.precision, kernel_init=conv_kernel_init(), name="up_1")
         x_BxHxWxC = jnp.tanh(up_1(h))
         return x_BxHxWxC.reshape(z_BxZ.shape[0], H * W * C).astype(jnp.float32)
 
@@ -297,7 +312,7 @@ class DCDiscriminator(nn.Module):
         if onehot_BxK is not None:
             planes_BxHxWxK = jnp.broadcast_to(onehot_BxK[:, None, None, :], (*h.shape[:3], self.num_classes))
             h = jnp.concatenate([h, planes_BxHxWxK], axis=-1)
-        conv = dict(kernel_size=(4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, precision=self.precision)
+        conv = dict(kernel_size=(4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, precision=self.precision, kernel_init=conv_kernel_init())
         for i, width in enumerate((self.features, 2 * self.features)):
             h = nn.leaky_relu(nn.Conv(width, **conv, name=f"down_{i}")(h), 0.2)
             h = nn.Dropout(self.dropout, deterministic=not train)(h)

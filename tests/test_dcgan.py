@@ -58,6 +58,22 @@ def test_phase_decomposition_equals_flax_conv_transpose():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_conv_kernels_are_the_draws_of_flax_default_init(monkeypatch):
+    # Drawn as matrices for a faster compile, they must stay the values (and fan-in) of nn.Conv's own init.
+    key = jax.random.key(5, impl="rbg")
+    np.testing.assert_array_equal(models.conv_kernel_init()(key, (4, 4, 3, 2)), nn.initializers.lecun_normal()(key, (4, 4, 3, 2)))
+    key = jax.random.key(5)
+    G, D = models.DCGenerator((8, 8), 4, 3), models.DCDiscriminator((8, 8), 4, 3)
+    init = lambda: (
+        G.init(key, jnp.zeros((1, Z)), jnp.zeros((1,), jnp.int32))["params"],
+        D.init(key, jnp.zeros((1, 64)), jnp.zeros((1,), jnp.int32), train=False)["params"],
+    )
+    ours = init()
+    assert ours[1]["down_0"]["kernel"].shape == (4, 4, 4, 4) and float(jnp.std(ours[1]["down_0"]["kernel"])) > 0
+    monkeypatch.setattr(models, "conv_kernel_init", nn.initializers.lecun_normal)
+    jax.tree.map(np.testing.assert_array_equal, ours, init())
+
+
 def test_labels_condition_both_networks_and_are_required():
     G, D, g, d = nets(features=8, num_classes=10)
     assert (models.param_count(g), models.param_count(d)) == dc_param_counts(8, num_classes=10)
