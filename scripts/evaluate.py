@@ -69,10 +69,11 @@ def main(argv=None) -> int:
     import jax
 
     from gancore import data
-    from jaxgan import evaluate
+    from jaxgan import compile_cache, evaluate
 
     results, grid_samples = {}, None
     try:
+        compile_cache.enable()  # a second evaluation loads the classifier's, G's and the figures' programs
         if args.real:
             train = data.load("train")
             chosen = evaluate.choose(len(train), args.n, args.seed)

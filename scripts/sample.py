@@ -34,6 +34,10 @@ def main(argv=None) -> int:
         if not (workdir / "config.json").is_file():
             raise UserError(f"{workdir} holds no run (no config.json); pass the --workdir of a training run.")
         saved = read_run_config(workdir / "config.json")  # a run's settings, checked
+        if saved["framework"] == "jax":
+            from jaxgan import compile_cache
+
+            compile_cache.enable()  # the training run's init and G programs load instead of compiling
         z_NxZ = reporting.fixed_noise(args.n, Config.from_dict(saved).latent_dim, args.seed)
         samples, epoch = checkpoint_samples(workdir, saved, z_NxZ)
         # A conditional G draws the classes in turn: one class a column.

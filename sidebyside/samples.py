@@ -58,18 +58,17 @@ def checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[
 
 
 def _jax_checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:
-    import jax
-
     from jaxgan.build import gan_of_run
     from jaxgan.checkpoint import Checkpointer
-    from jaxgan.step import create_train_state, generate
+    from jaxgan.step import generate_jit, init_train_state
 
     gan = gan_of_run(config, None if config.get("dtype", "float32") == "float32" else config["dtype"])
-    like = create_train_state(gan, jax.random.key(0, impl=config.get("prng", "threefry2x32")))
+    # The training run's own init program (a load from the compilation cache where it ran), not dozens op by op.
+    like = init_train_state(gan, 0, config.get("prng", "threefry2x32"))
     with contextlib.closing(Checkpointer(workdir, read_only=True)) as checkpointer:
         state, meta = _newest(checkpointer, like)
     params = state.g_params if state.ema_params is None else state.ema_params
-    return np.asarray(generate(gan, params, z_NxZ)), meta["epoch"]
+    return np.asarray(generate_jit(gan, params, z_NxZ)), meta["epoch"]
 
 
 def _torch_checkpoint_samples(workdir: Path, config: dict, z_NxZ: np.ndarray) -> tuple[np.ndarray, int]:

@@ -14,7 +14,7 @@ from conftest import ROOT, load_script
 
 from gancore import background, loop
 from gancore.config import Config
-from jaxgan import compile_cache, fit
+from jaxgan import compile_cache, compiles, fit
 
 # Every program a plain run builds: the initial state, the epoch, the finiteness check, G at the grid's
 # and at the interpolation's batch. An operation's name here (dot, add, ...) would be one run eagerly.
@@ -45,6 +45,10 @@ def test_a_short_run_builds_a_few_programs_and_its_rerun_loads_them_all(tmp_path
     warm = run_short(tmp_path / "warm", tmp_path / "xla")
     assert {part: counts["names"] for part, counts in warm.items()} == {part: counts["names"] for part, counts in cold.items()}
     assert all(counts["compiled"] == 0 and counts["cache_hits"] == counts["programs"] for counts in warm.values())
+    # sample.py draws from the run's checkpoint through compiled programs too (it built 105 single operations).
+    split = compiles.Split()
+    assert load_script("sample").main(["--workdir", str(tmp_path / "cold"), "--n", "64", "--out", str(tmp_path / "grid.png")]) == 0
+    assert set(split.summary()["before_first_call"]["names"]) <= {"jit(_compiled_init)", "jit(generate)"}
 
 
 def test_a_longer_run_builds_no_more_programs(tmp_path):
