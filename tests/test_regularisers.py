@@ -17,7 +17,7 @@ from gancore.flags import build_parser, from_flags
 from jaxgan import losses
 from jaxgan.build import gan_of_run, make_gan
 from jaxgan.fit import fit, load_final_params
-from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate, train_step
+from jaxgan.step import create_train_state, d_loss_fn, discriminate, generate_jit, init_train_state, train_step
 
 SMALL = Config(batch_size=32, g_features=(64, 128), d_features=(64, 32), latent_dim=16)
 
@@ -26,8 +26,17 @@ def small(**changes) -> Config:
     return Config(**{**SMALL.to_dict(), **changes})
 
 
+# One hidden layer a network, for the tests that compile whole R1 steps (a gradient of D's input gradient):
+# what they check does not need depth, and XLA compiles each copy of D's double backward pass for seconds.
+SHALLOW = dict(g_features=(32,), d_features=(32,))
+
+
 def first_adam_update(tx, params):
-    """Adam's first update on gradients of ones: -lr on every entry (m / sqrt(v) = 1, up to eps)."""
+    """Adam's first update on gradients of ones: -lr on every entry (m / sqrt(v) = 1, up to eps).
+
+    On the first layer's kernel alone: Adam updates each entry on its own, and op by op each other shape
+    is another round of programs to compile."""
+    params = jax.tree.leaves(params)[:1]
     updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
     return float(jax.tree.leaves(updates)[0].ravel()[0])
 
@@ -38,7 +47,7 @@ def first_adam_update(tx, params):
 )
 def test_lr_sets_both_networks_and_g_lr_d_lr_override_it(argv, g_lr, d_lr):
     config, _ = from_flags(JAX, build_parser(JAX, "test", "runs/t").parse_args([*argv, "--batch-size", "32"]))
-    state = create_train_state(make_gan(config), jax.random.key(0))
+    state = init_train_state(make_gan(config), 0)
     assert first_adam_update(state.gan.g_tx, state.g_params) == pytest.approx(-g_lr, rel=1e-4)
     assert first_adam_update(state.gan.d_tx, state.d_params) == pytest.approx(-d_lr, rel=1e-4)
 
@@ -76,14 +85,19 @@ def test_r1_gradient_in_ds_weights_matches_finite_differences():
 
 def test_r1_is_added_to_d_loss_with_its_weight_through_the_real_pass_dropout(mnist):
     plain, penalised = make_gan(small()), make_gan(small(r1_weight=10.0))
-    state = create_train_state(plain, jax.random.key(0))
+    state = init_train_state(plain, 0)
     x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
-    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    x_fake = generate_jit(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
     dropout_key = jax.random.key(2)
-    base, _ = d_loss_fn(state.d_params, plain, x_real, x_fake, dropout_key)
-    total, _ = d_loss_fn(state.d_params, penalised, x_real, x_fake, dropout_key)
-    real_key = jax.random.split(dropout_key)[0]
-    penalty = losses.r1_penalty(lambda x: discriminate(plain, state.d_params, x, real_key), x_real)
+
+    @jax.jit  # one program for the three, not each operation its own
+    def base_total_and_penalty(d_params):
+        base, _ = d_loss_fn(d_params, plain, x_real, x_fake, dropout_key)
+        total, _ = d_loss_fn(d_params, penalised, x_real, x_fake, dropout_key)
+        real_key = jax.random.split(dropout_key)[0]
+        return base, total, losses.r1_penalty(lambda x: discriminate(plain, d_params, x, real_key), x_real)
+
+    base, total, penalty = base_total_and_penalty(state.d_params)
     assert float(penalty) > 1e-4
     assert float(total) == pytest.approx(float(base) + 10.0 * float(penalty), rel=1e-5)
 
@@ -94,7 +108,7 @@ def epoch_losses(workdir) -> list[tuple[float, float]]:
 
 
 def test_a_run_with_r1_trains_through_fit(tmp_path):
-    run = dict(subset=256, epochs=3, sample_every=3, checkpoint_every=3)
+    run = dict(subset=256, epochs=3, sample_every=3, checkpoint_every=3, **SHALLOW)
     plain = epoch_losses(fit(small(**run, workdir=str(tmp_path / "plain"))))
     with_r1 = epoch_losses(fit(small(**run, r1_weight=10.0, workdir=str(tmp_path / "r1"))))
     assert len(with_r1) == 3 and np.all(np.isfinite(with_r1))
@@ -118,10 +132,15 @@ def sigma_ratios(state) -> dict[str, float]:
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_spectral_norm_divides_each_kernel_of_d_by_its_largest_singular_value(mnist, arch):
-    state = create_train_state(make_gan(small(spectral_norm=True, arch=arch, dcgan_features=8)), jax.random.key(0))
+    # DCGAN on 8x8 crops of the digits: the same two convolutions and output layer as at 28x28, a smaller program.
+    shape = (8, 8) if arch == "dcgan" else (28, 28)
+    gan = make_gan(small(spectral_norm=True, arch=arch, dcgan_features=8), data_dim=int(np.prod(shape)), image_shape=shape)
+    state = create_train_state(gan, jax.random.key(0))
     assert len(sigma_ratios(state)) == 3  # two hidden layers and the output, each normalised
     assert any(abs(r - 1) > 0.1 for r in sigma_ratios(state).values())  # sigma starts at 1, not at the kernel's
-    x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
+    top, left = (28 - shape[0]) // 2, (28 - shape[1]) // 2  # the digits' middle (all of them for the MLP)
+    images_NxHxW = np.asarray(mnist.flat_NxD[:32]).reshape(32, 28, 28)[:, top : top + shape[0], left : left + shape[1]]
+    x_real = data.to_unit_range(jnp.asarray(images_NxHxW.reshape(32, -1)))
     g_before = state.g_params
     for _ in range(30):  # one power iteration per D update
         state, metrics = train_step(state, x_real)
@@ -160,9 +179,9 @@ def test_resume_with_spectral_norm_continues_bit_for_bit(tmp_path):
 
 def test_lazy_r1_adds_k_times_the_penalty_on_every_kth_step_and_nothing_between(mnist):
     plain, lazy, every = make_gan(small()), make_gan(small(r1_weight=10.0, r1_every=4)), make_gan(small(r1_weight=40.0))
-    state = create_train_state(plain, jax.random.key(0))
+    state = init_train_state(plain, 0)
     x_real = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:32]))
-    x_fake = generate(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
+    x_fake = generate_jit(plain, state.g_params, jax.random.normal(jax.random.key(1), (32, 16)))
     key = jax.random.key(2)
 
     @functools.partial(jax.jit, static_argnums=0)
@@ -190,7 +209,7 @@ def test_lazy_r1_adds_k_times_the_penalty_on_every_kth_step_and_nothing_between(
 def test_a_lazy_r1_step_is_the_heavy_step_every_kth_step_and_the_plain_one_between(mnist):
     """Through train_step, with two D updates a step: the step counter picks the branch, and XLA keeps a
     conditional (not a select that would compute the penalty every step)."""
-    two = dict(d_steps=2, subset=64)
+    two = dict(d_steps=2, subset=64, **SHALLOW)
     plain, lazy, heavy = (make_gan(small(**two, **c)) for c in ({}, {"r1_weight": 1.0, "r1_every": 3}, {"r1_weight": 3.0}))
     x_KxBxD = data.to_unit_range(jnp.asarray(mnist.flat_NxD[:64])).reshape(2, 32, -1)
     state = create_train_state(lazy, jax.random.key(0))
@@ -198,10 +217,11 @@ def test_a_lazy_r1_step_is_the_heavy_step_every_kth_step_and_the_plain_one_betwe
     assert "conditional" in lazy_step.as_text()
     for step, want in ((0, heavy), (1, plain), (3, heavy)):
         at = state.replace(step=jnp.asarray(step, jnp.int32))
-        got = lazy_step(jax.tree.map(jnp.copy, at), x_KxBxD)[0].d_params
+        copy = lambda s: jax.device_put(s, may_alias=False)  # train_step donates: a fresh copy a call (no program)
+        got = lazy_step(copy(at), x_KxBxD)[0].d_params
         other = plain if want is heavy else heavy
-        expected = train_step(jax.tree.map(jnp.copy, at.replace(gan=want)), x_KxBxD)[0].d_params
-        wrong = train_step(jax.tree.map(jnp.copy, at.replace(gan=other)), x_KxBxD)[0].d_params
+        expected = train_step(copy(at.replace(gan=want)), x_KxBxD)[0].d_params
+        wrong = train_step(copy(at.replace(gan=other)), x_KxBxD)[0].d_params
         for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
         assert max(float(jnp.abs(g - w).max()) for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(wrong))) > 1e-5, step
