@@ -9,7 +9,7 @@ from conftest import ROOT, load_script
 from gancore import data, flops
 from gancore.config import Config
 from jaxgan.build import make_gan
-from jaxgan.step import create_train_state, init_train_state, train_step
+from jaxgan.step import init_train_state, train_step
 from sidebyside import benchmark
 
 
@@ -23,7 +23,7 @@ def test_flop_count_by_hand_for_a_tiny_model():
 
 def test_flop_count_agrees_with_xla_cost_analysis():
     config = Config(batch_size=600)
-    state = create_train_state(make_gan(config), jax.random.key(0))
+    state = init_train_state(make_gan(config), 0)
     compiled = train_step.lower(state, jax.numpy.zeros((600, 784))).compile()
     cost = compiled.cost_analysis()
     xla_flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
