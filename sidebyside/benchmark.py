@@ -79,10 +79,11 @@ def compile_jax(images_NxD: np.ndarray, batch_size: int, precision: str, variant
     import jax
 
     from jaxgan.epochs import run as train_epoch
-    from jaxgan.step import create_train_state
+    from jaxgan.step import init_train_state
 
     with jax.default_matmul_precision("highest" if precision == "highest" else None):
-        state = create_train_state(variant.gan(batch_size), jax.random.key(0, impl=variant.prng))
+        # The state drawn as one compiled program (op by op it is dozens of small ones to compile).
+        state = init_train_state(variant.gan(batch_size), 0, variant.prng)
         images = jax.device_put(images_NxD)
         hits = compile_cache.cache_hits()
         start = time.perf_counter()
@@ -180,7 +181,8 @@ def with_xla_flags(args: argparse.Namespace, flags: str, variants: list[JaxRow],
     return [{**r, "row": f"{r['row']} [{flags}]", "xla_flags": env["XLA_FLAGS"]} for r in rows]
 
 
-def device_names() -> dict:
+def device_names(torch_rows: bool = True) -> dict:
+    """The host, jax's device and, for a run with PyTorch rows, torch's (without them torch is never imported)."""
     out = {"host": platform.node(), "cpu": platform.processor() or platform.machine()}
     try:
         import jax
@@ -188,6 +190,9 @@ def device_names() -> dict:
         out["jax"] = f"{jax.__version__} on {jax.devices()[0].device_kind}"
     except Exception as e:  # noqa: BLE001 - report, don't fail the benchmark
         out["jax"] = f"unavailable ({e})"
+    if not torch_rows:
+        out["torch"] = "not run (no --torch rows)"
+        return out
     try:
         import torch
 
@@ -284,10 +289,11 @@ def run_rows(args: argparse.Namespace, argv: list[str], images_NxD: np.ndarray, 
         rows = [jax_row(compile_jax, images_NxD, args.batch_size, args.precision, v) for v in variants]
         print(json.dumps([{k: v for k, v in r.items() if k != "_run"} for r in rows]))
         return 0
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
+    if args.torch:  # torch loads in seconds: a run of jaxgan rows alone never imports it
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     for row in args.torch:
         if row == "article":
             rows.append(bench_torch(images_NxD, args.batch_size, args.article_steps, row, args.precision, device))
@@ -303,7 +309,7 @@ def run_rows(args: argparse.Namespace, argv: list[str], images_NxD: np.ndarray, 
                 r["warm_compile_s"], r["warm_cache_hits"] = warm[r["row"]]["compile_s"], warm[r["row"]]["cache_hits"]
     rows = finish(rows, args.batch_size)
     result = {
-        "devices": device_names(),
+        "devices": device_names(torch_rows=bool(args.torch)),
         "batch_size": args.batch_size,
         "precision": args.precision,
         "prng": args.prng,

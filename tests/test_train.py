@@ -16,11 +16,14 @@ update_jit = jax.jit(update)
 
 @pytest.fixture(scope="module")
 def images_NxD():
-    return jnp.asarray(data.load("train", subset=160).flat_NxD)
+    """150 images: 4 steps of 32 and 22 images dropped, one epoch program for every test of a whole epoch."""
+    return jnp.asarray(data.load("train", subset=150).flat_NxD)
 
 
 def fresh_state(seed=0, config=SMALL):
-    return create_train_state(make_gan(config), jax.random.key(seed))
+    """create_train_state from the key of `seed`, as one compiled program (op by op it is dozens; test_the_compiled_init_...
+    checks that both draw the same state)."""
+    return init_train_state(make_gan(config), seed)
 
 
 def leaves(tree):
@@ -91,14 +94,15 @@ def test_metrics_are_the_articles_four_numbers(images_NxD):
 
 
 def test_an_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
-    idx = np.asarray(epochs.shuffled_batches(fresh_state(), len(images_NxD), 32))
-    assert idx.shape == (5, 1, 32) and len(np.unique(idx)) == 160  # a permutation, no repeats
+    # shuffled_batches compiled, as the looped epoch draws them (op by op it is a dozen programs).
+    idx = np.asarray(epochs._shuffled_batches(fresh_state(), len(images_NxD), 32))
+    assert idx.shape == (4, 1, 32) and len(np.unique(idx)) == 128  # drawn from a permutation, no repeats
     state, per_step = fresh_state(), []
     for idx_KxB in idx:
         state, m = train_step(state, data.to_unit_range(images_NxD[idx_KxB]))
         per_step.append(m)
     scanned, metrics = epochs.run(fresh_state(), images_NxD, 32)
-    assert int(scanned.step) == 5 and metrics["d_loss"].shape == (5,)
+    assert int(scanned.step) == 4 and metrics["d_loss"].shape == (4,)
     for a, b in zip(leaves(state), leaves(scanned), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for k in per_step[0]:
@@ -106,10 +110,11 @@ def test_an_epoch_equals_the_same_steps_one_at_a_time(images_NxD):
 
 
 def test_epochs_draw_new_orders_and_drop_the_partial_batch(images_NxD):
-    state, _ = epochs.run(fresh_state(), images_NxD[:150], 32)  # 4 batches, 22 images dropped
+    assert len(images_NxD) == 150
+    state, _ = epochs.run(fresh_state(), images_NxD, 32)  # 4 batches, 22 images dropped
     assert int(state.step) == 4
-    first = np.asarray(epochs.shuffled_batches(fresh_state(), 150, 32))
-    second = np.asarray(epochs.shuffled_batches(state, 150, 32))
+    first = np.asarray(epochs._shuffled_batches(fresh_state(), 150, 32))  # compiled, as test_an_epoch_equals_... draws them
+    second = np.asarray(epochs._shuffled_batches(state, 150, 32))
     assert first.shape == second.shape == (4, 1, 32)
     assert not np.array_equal(first, second)
 
@@ -157,7 +162,8 @@ def test_step_losses_use_the_configured_targets_and_g_loss(images_NxD, smoothing
     assert float(metrics["d_real"]) == pytest.approx(float(p_real.mean()), rel=1e-6)
 
 
-@pytest.mark.parametrize("changes", [{}, {"conditional": True, "d_steps": 2}])
+# The conditional GAN with one hidden layer each: its own epoch and step to compile, less of each.
+@pytest.mark.parametrize("changes", [{}, {"conditional": True, "d_steps": 2, "g_features": (64,), "d_features": (32,)}])
 def test_the_looped_epoch_computes_what_the_scanned_epoch_does(images_NxD, changes):
     """One compiled call a step (fit's choice for convolutions on the CPU) gives the scanned epoch's numbers."""
     config = Config(**{**SMALL.to_dict(), **changes})
@@ -165,7 +171,7 @@ def test_the_looped_epoch_computes_what_the_scanned_epoch_does(images_NxD, chang
     scanned, scanned_metrics = epochs.run(fresh_state(config=config), images_NxD, 32, labels_N=labels_N)
     step = jax.jit(epochs.step_at, donate_argnums=0)
     looped, looped_metrics = epochs.loop(step, fresh_state(config=config), images_NxD, 32, labels_N)
-    assert looped_metrics["d_loss"].shape == scanned_metrics["d_loss"].shape == (5 // config.d_steps,)
+    assert looped_metrics["d_loss"].shape == scanned_metrics["d_loss"].shape == (4 // config.d_steps,)
     for a, b in zip(leaves(looped), leaves(scanned), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for k in scanned_metrics:
