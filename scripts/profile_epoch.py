@@ -64,12 +64,12 @@ def main(argv=None) -> int:
     from jaxgan import xla_stats
     from jaxgan.build import make_gan
     from jaxgan.epochs import run as train_epoch
-    from jaxgan.step import create_train_state
+    from jaxgan.step import init_train_state
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = Config(batch_size=args.batch_size, one_d_pass=args.one_d_pass)
-    state = create_train_state(make_gan(config, dtype=None if args.dtype == "float32" else args.dtype), jax.random.key(0))
+    state = init_train_state(make_gan(config, dtype=None if args.dtype == "float32" else args.dtype), 0)  # one program, not dozens
     images = jax.device_put(data.load("train", subset=args.images).flat_NxD)
     compiled = train_epoch.lower(state, images, args.batch_size).compile()
     (out / "epoch_hlo.txt").write_text(compiled.as_text())
