@@ -66,18 +66,23 @@ def test_each_member_is_the_run_of_its_seed_and_another_key_or_shuffle_is_not(pe
     fresh = [init_train_state(gan, s) for s in (0, 2)]
     members = stacked.Stacked(fresh, stacked.compile_epoch(stacked.stack(fresh), 100, per_step), images_NxD, None, 6)
     means, alive_ExK = members.train_epochs(1)
-    seed2, seed2_means = single_epochs(gan, init_train_state(gan, 2), images_NxD, 100, per_step, 1)
+    # Seed 2's run as train_jax.py runs the MLP, scanned, for either way of the members: one step a call
+    # computes the same numbers (measured: 4e-7 from the scanned run, as the scanned members).
+    seed2, seed2_means = single_epochs(gan, init_train_state(gan, 2), images_NxD, 100, False, 1)
     assert largest_difference(member(members.state, 1), seed2) < TOL
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and alive_ExK.tolist() == [[True, True]]
     # Member 0 drew its own weights, shuffle and noise: far outside TOL of seed 2's run.
     assert largest_difference(member(members.state, 0).g_params, seed2.g_params) > 1000 * TOL
-    # Seed 2's run on seed 0's shuffle (its own weights and noise) is far outside TOL too.
-    step = lambda state, idx_KxB: epochs.step_at(state, idx_KxB, images_NxD)
-    shared, _ = jax.lax.scan(step, init_train_state(gan, 2), epochs.shuffled_batches(fresh[0], 600, 100))
+    # Seed 2's run on seed 0's shuffle (its own weights and noise) is far outside TOL too: seed 2's run, the
+    # same program, on the images reordered so that its shuffle's batches are seed 0's, image for image.
+    shuffle = lambda state: np.asarray(epochs.shuffled_batches(state, 600, 100)).reshape(-1)
+    seed0_order = np.empty(600, int)
+    seed0_order[shuffle(init_train_state(gan, 2))] = shuffle(fresh[0])
+    shared, _ = single_epochs(gan, init_train_state(gan, 2), images_NxD[seed0_order], 100, False, 1)
     assert largest_difference(shared.g_params, seed2.g_params) > 100 * TOL
     # The next epoch too: each member goes on from its own state.
     means, _ = members.train_epochs(1)
-    seed2, seed2_means = single_epochs(gan, seed2, images_NxD, 100, per_step, 1)
+    seed2, seed2_means = single_epochs(gan, seed2, images_NxD, 100, False, 1)
     assert largest_difference(member(members.state, 1), seed2) < TOL
     assert means[0][1] == pytest.approx(seed2_means[0], rel=TOL) and members.step() == 12
 
