@@ -197,7 +197,7 @@ def device_names(torch_rows: bool = True) -> dict:
         import torch
 
         out["torch"] = f"{torch.__version__} on " + (torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - report, don't fail the benchmark
         out["torch"] = f"unavailable ({e})"
     return out
 
