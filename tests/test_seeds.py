@@ -231,6 +231,12 @@ def test_a_member_that_diverges_stops_frozen_and_the_others_go_on(tmp_path, monk
     assert largest_difference(final(tmp_path / "one" / "seed_1")["d_params"], jax.tree.map(lambda x: x * 1e20, initial.d_params)) == 0
     assert largest_difference(final(tmp_path / "one" / "seed_1")["g_params"], initial.g_params) == 0
     monkeypatch.undo()
+    # A resume keeps its record (diverged in epoch 1, no metrics) and its frozen params, and trains the others on.
+    assert train([*FLAGS, *THREE, "--epochs", "3", "--resume", "--workdir", str(tmp_path / "one")]) == 0
+    assert "stopped: seed 1 diverged in epoch 1; the other seeds trained to epoch 3." in capsys.readouterr().out
+    assert [len(read(tmp_path / "one" / f"seed_{s}")) for s in (0, 1, 2)] == [3, 0, 3]
+    assert [m["diverged_in_epoch"] for m in json.loads((tmp_path / "one" / "seeds.json").read_text())["members"]] == [None, 1, None]
+    assert largest_difference(final(tmp_path / "one" / "seed_1")["g_params"], initial.g_params) == 0
     blow_up({0, 1, 2}, monkeypatch)
     assert train([*FLAGS, *THREE, "--epochs", "2", "--workdir", str(tmp_path / "all")]) == 3
     every = "every seed diverged (seed 0 diverged in epoch 1, seed 1 diverged in epoch 1, seed 2 diverged in epoch 1); no checkpoint was saved yet"
