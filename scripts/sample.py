@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         if saved["framework"] == "jax":
             from jaxgan import compile_cache
 
-            compile_cache.enable()  # the training run's init and G programs load instead of compiling
+            compile_cache.enable()  # the training run's init program (and G's at its grid's size) loads instead of compiling
         z_NxZ = reporting.fixed_noise(args.n, Config.from_dict(saved).latent_dim, args.seed)
         samples, epoch = checkpoint_samples(workdir, saved, z_NxZ)
         # A conditional G draws the classes in turn: one class a column.
